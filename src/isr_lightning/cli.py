@@ -1,0 +1,60 @@
+"""The ``isr-lightning`` command.
+
+``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI subcommands; the library's
+other commands are listed in :data:`COMMANDS` and imported only when called, so that
+``isr-lightning --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# name -> ("module:function", one-line help). Each function takes argv (list[str]) and
+# returns an exit code.
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _load(target: str) -> Callable[[list[str]], int]:
+    module_name, function_name = target.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _usage() -> str:
+    lines = ["usage: isr-lightning COMMAND [ARGS]", "", "Lightning commands:"]
+    lines += [f"  {name:<18} LightningCLI {name} (--config FILE.yaml)" for name in LIGHTNING_SUBCOMMANDS]
+    lines += ["", "Library commands:"]
+    lines += [f"  {name:<18} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``isr-lightning`` command line.
+
+    Args:
+        argv: arguments without the program name; ``sys.argv[1:]`` when ``None``.
+
+    Returns:
+        The process exit code.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, rest = args[0], args[1:]
+    if command in LIGHTNING_SUBCOMMANDS:
+        from isr_lightning.lightning_cli import run_lightning_cli
+
+        run_lightning_cli([command, *rest])
+        return 0
+    if command not in COMMANDS:
+        print(f"isr-lightning: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    return int(_load(COMMANDS[command][0])(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
