@@ -33,6 +33,8 @@ class FramePairBatch:
         boxes: optional ``(N, 4)`` float ``(x1, y1, x2, y2)`` boxes in source-frame pixels.
         clip_index: optional ``(P,)`` long index of each pair's clip in the corpus.
         frame_ids: optional ``(P, 2)`` long frame numbers of the two frames of each pair.
+        skipped: optional counts of items the loader skipped while producing this batch, by
+            reason (for example ``{"unreadable_video": 1}``); the module logs running totals.
     """
 
     crops: Tensor
@@ -42,6 +44,7 @@ class FramePairBatch:
     boxes: Tensor | None = None
     clip_index: Tensor | None = None
     frame_ids: Tensor | None = None
+    skipped: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         n = self.crops.shape[0]
