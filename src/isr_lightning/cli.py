@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 
 # name -> ("module:function", one-line help). Each function takes argv (list[str]) and
 # returns an exit code.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("isr_lightning.demo:main", "train ISR on CPU and show what it learned"),
+}
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 

@@ -1,0 +1,205 @@
+"""``ISRModule``: identity-seeking self-supervised ReID training as a LightningModule."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from isr_lightning.batch import FramePairBatch
+from isr_lightning.distributed import all_reduce_sum
+from isr_lightning.losses import ReliabilityWeightedInfoNCE
+from isr_lightning.matching import PairMiner, build_miner
+from isr_lightning.optim import WarmupCosineLR
+from isr_lightning.pairs import mine_batch_pairs, pair_precision_counts
+from isr_lightning.reliability import Reliability, build_reliability
+
+__all__ = ["ISRModule", "create_timm_backbone"]
+
+
+def create_timm_backbone(name: str, pretrained: bool, **kwargs: Any) -> nn.Module:
+    """Create a timm model that maps images to pooled features ``(B, num_features)``.
+
+    Args:
+        name: timm model name, e.g. ``resnet50`` or ``swin_base_patch4_window7_224``.
+        pretrained: load timm's pretrained weights (downloaded, or from a local file given as
+            ``pretrained_cfg_overlay={"file": PATH}``).
+        **kwargs: passed to ``timm.create_model`` (``drop_path_rate``, ``img_size``, ...).
+
+    Raises:
+        RuntimeError: the pretrained weights could not be downloaded or read.
+    """
+    try:
+        return timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
+    except (OSError, ConnectionError, TimeoutError) as error:
+        if not pretrained:
+            raise
+        raise RuntimeError(
+            f"could not load pretrained weights for timm model {name!r}: {error}. Without network"
+            " access, download them elsewhere and pass backbone_kwargs="
+            "{'pretrained_cfg_overlay': {'file': '/path/to/weights.safetensors'}}, "
+            "or train from scratch with pretrained=False."
+        ) from error
+
+
+class ISRModule(LightningModule):
+    """Identity-seeking self-supervised representation learning (ISR, ICCV 2023).
+
+    Every crop of the two frames of a frame pair is embedded by one shared model
+    (backbone -> pooled features -> linear projection -> L2 normalisation). The crops of the
+    two frames are associated by a pair miner (maximum-weight bipartite matching by default)
+    on detached cosine similarities, each match is weighted by a reliability function, and
+    the model is trained with a reliability-weighted InfoNCE whose negatives are all other
+    crops of the global batch. No labels are used.
+
+    Subclass and override :meth:`build_backbone` to plug in a backbone that is not in timm.
+
+    Args:
+        backbone: timm model name.
+        pretrained: start from timm's pretrained weights for ``backbone``.
+        backbone_kwargs: extra ``timm.create_model`` arguments (``drop_path_rate``,
+            ``img_size``, ``pretrained_cfg_overlay``...).
+        embed_dim: size ``D`` of the embedding (512 in the released ISR model).
+        image_size: ``(height, width)`` of the input crops; evaluation transforms read it
+            from :attr:`data_config`.
+        pair_miner: association of the crops of two frames: ``hungarian`` (ISR), ``mutual_nn``,
+            ``nearest``, ``greedy``, ``instance`` (two views of one crop), or a
+            :class:`~isr_lightning.matching.PairMiner`.
+        reliability: pair weighting: ``bidirectional``, ``pair_softmax``, ``margin``,
+            ``uniform``, or a :class:`~isr_lightning.reliability.Reliability`.
+        temperature: InfoNCE temperature.
+        optimizer: optimizer factory ``params -> Optimizer`` (LightningCLI ``OptimizerCallable``).
+        lr_scheduler: scheduler factory ``optimizer -> LRScheduler`` stepped every optimizer
+            step, or ``None`` for a constant rate.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet50",
+        pretrained: bool = False,
+        backbone_kwargs: dict[str, Any] | None = None,
+        embed_dim: int = 512,
+        image_size: tuple[int, int] = (256, 128),
+        pair_miner: str | PairMiner = "hungarian",
+        reliability: str | Reliability = "bidirectional",
+        temperature: float = 0.1,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = WarmupCosineLR,
+    ) -> None:
+        super().__init__()
+        if embed_dim < 1:
+            raise ValueError(f"embed_dim must be >= 1, got {embed_dim}")
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.backbone, num_features = self.build_backbone()
+        self.projection = nn.Linear(num_features, embed_dim)
+        self.pair_miner = build_miner(pair_miner)
+        self.reliability = build_reliability(reliability)
+        self.criterion = ReliabilityWeightedInfoNCE(temperature)
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self._skipped: Counter[str] = Counter()
+
+    def build_backbone(self) -> tuple[nn.Module, int]:
+        """Build the feature extractor; override this to use a non-timm backbone.
+
+        Returns:
+            A module mapping images ``(B, 3, H, W)`` to pooled features ``(B, F)``, and ``F``.
+        """
+        kwargs = dict(self.hparams.backbone_kwargs or {})
+        model = create_timm_backbone(self.hparams.backbone, self.hparams.pretrained, **kwargs)
+        return model, int(model.num_features)
+
+    @property
+    def data_config(self) -> dict[str, Any]:
+        """Input configuration for transforms: ``input_size`` ``(3, H, W)``, ``mean``, ``std``."""
+        config = timm.data.resolve_model_data_config(self.backbone)
+        return {"input_size": (3, *self.image_size), "mean": tuple(config["mean"]), "std": tuple(config["std"])}
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Embed images.
+
+        Args:
+            images: ``(B, 3, H, W)`` normalised images.
+
+        Returns:
+            ``(B, D)`` L2-normalised embeddings.
+        """
+        return F.normalize(self.projection(self.backbone(images)), dim=-1)
+
+    @torch.no_grad()
+    def embed(self, images: Tensor) -> Tensor:
+        """Embed images for retrieval, in eval mode and without gradient.
+
+        Args:
+            images: ``(B, 3, H, W)`` images normalised with :attr:`data_config`'s mean/std.
+
+        Returns:
+            ``(B, D)`` L2-normalised embeddings, on the module's device.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return self(images.to(self.device))
+        finally:
+            self.train(was_training)
+
+    def training_step(self, batch: FramePairBatch, batch_idx: int) -> Tensor:
+        """Mine pairs between the two frames of every frame pair and return the loss."""
+        embeddings = self(batch.crops)
+        pairs = mine_batch_pairs(embeddings, batch.pair_index, batch.frame_side, self.pair_miner, self.reliability)
+        loss = self.criterion(embeddings, pairs.anchors, pairs.positives, pairs.weights)
+        self._log_training_statistics(loss, pairs, batch)
+        return loss
+
+    def _log_training_statistics(self, loss: Tensor, pairs: Any, batch: FramePairBatch) -> None:
+        batch_size = batch.num_crops
+        self.log("train/loss", loss.detach(), prog_bar=True, sync_dist=True, batch_size=batch_size)
+        correct, total = pair_precision_counts(pairs, batch.track_ids) if batch.track_ids is not None else (0, 0)
+        # One all-reduce for every count, so that logged values describe the global batch.
+        counts = all_reduce_sum(
+            torch.tensor(
+                [
+                    pairs.num_pairs,
+                    pairs.num_frame_pairs,
+                    float(pairs.weights.sum()),
+                    float(pairs.similarities.sum()),
+                    correct,
+                    total,
+                    batch_size,
+                ],
+                dtype=torch.float64,
+                device=self.device,
+            )
+        ).tolist()
+        num_pairs, num_frame_pairs, weight_sum, similarity_sum, correct, total, crops = counts
+        stats = {
+            "train/pairs_per_frame_pair": num_pairs / max(num_frame_pairs, 1),
+            "train/mean_reliability": weight_sum / max(num_pairs, 1),
+            "train/mean_pair_similarity": similarity_sum / max(num_pairs, 1),
+            "train/crops_per_batch": crops,
+        }
+        if batch.track_ids is not None and total > 0:
+            stats["train/pair_precision"] = correct / total
+        if batch.skipped:
+            self._skipped.update(batch.skipped)
+        stats.update({f"data/skipped_{reason}": float(n) for reason, n in self._skipped.items()})
+        self.log_dict(stats, batch_size=batch_size)
+
+    def configure_optimizers(self) -> Any:
+        """Build the optimizer and the per-step learning-rate schedule from the factories."""
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        if isinstance(scheduler, WarmupCosineLR) and scheduler.total_steps is None:
+            estimated = self.trainer.estimated_stepping_batches
+            if estimated != float("inf"):
+                scheduler.total_steps = max(1, int(estimated))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

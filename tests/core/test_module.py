@@ -1,0 +1,147 @@
+"""ISRModule end to end with tiny timm models."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
+from torch import nn
+from torch.utils.data import DataLoader
+
+from isr_lightning import ISRModule, WarmupCosineLR
+from isr_lightning.testing import BatchList, make_frame_pair_batch
+
+TINY = {
+    "test_vit": {"backbone_kwargs": {"img_size": (32, 16), "patch_size": 8}},
+    "resnet10t": {},
+}
+
+
+class GradientRecorder(Callback):
+    """Records trainable parameters that never received a non-zero gradient, and non-finite ones.
+
+    Some parameters legitimately get a zero gradient at the first step (timm ResNets start
+    every residual branch at zero), so "receives gradient" is checked over all steps.
+    """
+
+    def __init__(self) -> None:
+        self.reached: set[str] = set()
+        self.non_finite: set[str] = set()
+        self.trainable: set[str] = set()
+
+    def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        for name, p in pl_module.named_parameters():
+            if not p.requires_grad:
+                continue
+            self.trainable.add(name)
+            if p.grad is not None and not torch.isfinite(p.grad).all():
+                self.non_finite.add(name)
+            if p.grad is not None and p.grad.abs().sum() > 0:
+                self.reached.add(name)
+
+    @property
+    def missing(self) -> list[str]:
+        return sorted((self.trainable - self.reached) | self.non_finite)
+
+
+def _trainer(max_steps: int, tmp_path: Path, callbacks: list[Callback]) -> Trainer:
+    return Trainer(
+        accelerator="cpu",
+        max_steps=max_steps,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
+
+
+@pytest.mark.parametrize("backbone", sorted(TINY))
+def test_fit_few_steps_every_parameter_gets_gradient(backbone: str, tmp_path: Path) -> None:
+    seed_everything(0)
+    model = ISRModule(backbone=backbone, image_size=(32, 16), embed_dim=32, **TINY[backbone])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batches = [make_frame_pair_batch(4, seed=s) for s in range(3)]
+    recorder = GradientRecorder()
+    trainer = _trainer(3, tmp_path, [recorder])
+    trainer.fit(model, DataLoader(BatchList(batches), batch_size=None))
+    metrics = trainer.callback_metrics
+    assert math.isfinite(metrics["train/loss"].item())
+    assert 0.0 <= metrics["train/pair_precision"].item() <= 1.0
+    assert metrics["train/pairs_per_frame_pair"].item() >= 1.0
+    assert recorder.missing == []
+    changed = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
+    assert len(changed) > 0.5 * len(before)
+
+
+def test_embed_is_normalised_deterministic_and_restores_mode() -> None:
+    model = ISRModule(backbone="resnet18", pretrained=False)
+    x = torch.randn(3, 3, 256, 128)
+    model.train()
+    first, second = model.embed(x), model.embed(x)
+    assert first.shape == (3, 512) and not first.requires_grad
+    torch.testing.assert_close(first.norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(first, second)  # eval mode: BatchNorm uses running statistics
+    assert model.training
+
+
+def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path: Path) -> None:
+    model = ISRModule(backbone="test_vit", image_size=(32, 16), embed_dim=16, **TINY["test_vit"])
+    trainer = _trainer(1, tmp_path, [])
+    trainer.fit(model, DataLoader(BatchList([make_frame_pair_batch(3)]), batch_size=None))
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    restored = ISRModule.load_from_checkpoint(tmp_path / "model.ckpt")
+    x = torch.randn(2, 3, 32, 16)
+    torch.testing.assert_close(restored.embed(x), model.embed(x), rtol=0, atol=0)
+
+
+class TinyConvISR(ISRModule):
+    """A subclass with a hand-written backbone (the documented override point)."""
+
+    def build_backbone(self) -> tuple[nn.Module, int]:
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()), 8
+
+
+def test_subclass_with_custom_backbone_trains(tmp_path: Path) -> None:
+    model = TinyConvISR(image_size=(32, 16), embed_dim=8)
+    recorder = GradientRecorder()
+    _trainer(2, tmp_path, [recorder]).fit(model, DataLoader(BatchList([make_frame_pair_batch(3)] * 2), batch_size=None))
+    assert recorder.missing == []
+    assert model.embed(torch.randn(2, 3, 32, 16)).shape == (2, 8)
+
+
+def test_instance_mode_pairs_two_views() -> None:
+    batch = make_frame_pair_batch(2, seed=3)
+    side0 = batch.frame_side == 0
+    batch.crops[~side0] = batch.crops[side0] + 0.01  # frame t+delta := second view of frame t
+    batch.frame_side[~side0], batch.pair_index[~side0] = 1, batch.pair_index[side0]
+    model = ISRModule(backbone="resnet10t", image_size=(32, 16), pair_miner="instance", reliability="uniform")
+    assert math.isfinite(model.training_step(batch, 0).item())
+
+
+def test_pretrained_download_failure_is_a_clear_error() -> None:
+    # conftest sets HF_HUB_OFFLINE=1: the download fails at once, as it would without network.
+    with pytest.raises(RuntimeError, match="pretrained_cfg_overlay"):
+        ISRModule(backbone="resnet18", pretrained=True)
+
+
+def test_unknown_plugins_fail_at_construction() -> None:
+    with pytest.raises(ValueError, match="unknown pair miner"):
+        ISRModule(backbone="resnet10t", pair_miner="hungarain")
+    with pytest.raises(ValueError, match="unknown reliability"):
+        ISRModule(backbone="resnet10t", reliability="softmax!")
+
+
+def test_warmup_cosine_schedule_by_hand() -> None:
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = WarmupCosineLR(optimizer, warmup_steps=4, total_steps=14, min_lr_ratio=0.1)
+    assert schedule.lr_factor(0) == pytest.approx(1 / 5)
+    assert schedule.lr_factor(3) == pytest.approx(4 / 5)
+    assert schedule.lr_factor(4) == pytest.approx(1.0)
+    assert schedule.lr_factor(9) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way through the decay
+    assert schedule.lr_factor(14) == pytest.approx(0.1)
+    assert schedule.lr_factor(100) == pytest.approx(0.1)
