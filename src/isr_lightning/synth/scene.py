@@ -1,0 +1,412 @@
+"""Scenes: ground-plane cameras, backgrounds, static occluders, lighting and camera response.
+
+Two visual domains share the code but not the look:
+
+* ``"street"`` (domain A, the training videos): daylight street, building façades with
+  windows and shop fronts, grey paving, sun shadows, lamp posts, benches, parked cars, bins.
+* ``"mall"`` (domain B, the benchmark): indoor hall, large checkered floor tiles, glass and
+  tiled walls, columns and planters, warm or fluorescent light, and per-camera colour cast,
+  gamma, blur and noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+__all__ = [
+    "CameraResponse",
+    "GroundCamera",
+    "Occluder",
+    "Scene",
+    "make_scene",
+    "sample_response",
+]
+
+Color = tuple[int, int, int]
+DOMAINS = ("street", "mall")
+
+
+@dataclass(frozen=True)
+class GroundCamera:
+    """A pinhole camera looking along a flat ground plane.
+
+    World coordinates: ``x`` metres to the right, ``z`` metres of depth, ground at height 0,
+    camera at ``cam_height`` metres. The horizon is image row ``horizon``.
+
+    Attributes:
+        width: image width in pixels.
+        height: image height in pixels.
+        horizon: image row of the horizon.
+        focal: focal length in pixels.
+        cam_height: camera height above the ground in metres.
+
+    """
+
+    width: int
+    height: int
+    horizon: float
+    focal: float
+    cam_height: float = 3.0
+
+    @classmethod
+    def create(
+        cls, width: int, height: int, horizon_frac: float = 0.3, z_near: float = 5.0, cam_height: float = 3.0
+    ) -> GroundCamera:
+        """Build a camera whose bottom image row sees the ground at depth ``z_near``."""
+        horizon = height * horizon_frac
+        focal = (height - horizon) * z_near / cam_height
+        return cls(width, height, horizon, focal, cam_height)
+
+    def foot(self, x: float, z: float) -> tuple[float, float]:
+        """Image position of the ground point ``(x, z)``."""
+        return self.width / 2 + self.focal * x / z, self.horizon + self.focal * self.cam_height / z
+
+    def pixels_per_metre(self, z: float) -> float:
+        """Image scale at depth ``z``."""
+        return self.focal / z
+
+    def depth_of_row(self, v: float) -> float:
+        """Depth of the ground seen at image row ``v`` (below the horizon)."""
+        return self.focal * self.cam_height / max(v - self.horizon, 1e-3)
+
+
+@dataclass
+class Occluder:
+    """A static object standing on the ground, drawn in depth order with the people.
+
+    Attributes:
+        rgba: the sprite, ``(h, w, 4)`` uint8.
+        left: image column of the sprite's left edge.
+        top: image row of the sprite's top edge.
+        foot_y: image row of its ground contact (depth order key).
+        kind: what it is.
+
+    """
+
+    rgba: np.ndarray
+    left: int
+    top: int
+    foot_y: float
+    kind: str
+
+
+@dataclass
+class Scene:
+    """A static background with its occluders and lighting.
+
+    Attributes:
+        camera: the camera geometry.
+        background: ``(H, W, 3)`` uint8 image without people.
+        light: ``(H, W, 3)`` float32 gain applied to a person standing at each ground pixel
+            (sun and shadow, colour of the light).
+        occluders: static objects in front of the background.
+        domain: ``"street"`` or ``"mall"``.
+        far_z: depth of the back wall (metres); people walk in front of it.
+
+    """
+
+    camera: GroundCamera
+    background: np.ndarray
+    light: np.ndarray
+    occluders: list[Occluder]
+    domain: str
+    far_z: float
+
+
+def _value_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
+    """Smooth noise in [-1, 1], upsampled from a coarse grid."""
+    gh, gw = max(2, h // cell + 2), max(2, w // cell + 2)
+    coarse = rng.uniform(-1, 1, (gh, gw)).astype(np.float32)
+    img = Image.fromarray(((coarse + 1) * 127.5).astype(np.uint8), "L")
+    img = img.resize((gw * cell, gh * cell), Image.Resampling.BICUBIC)
+    return np.asarray(img, dtype=np.float32)[:h, :w] / 127.5 - 1
+
+
+def _jitter(rng: np.random.Generator, c: Color, amount: float = 18) -> Color:
+    return tuple(int(np.clip(v + rng.uniform(-amount, amount), 0, 255)) for v in c)  # type: ignore[return-value]
+
+
+STREET_WALLS: tuple[Color, ...] = (
+    (150, 70, 55),
+    (175, 165, 150),
+    (120, 120, 125),
+    (200, 185, 150),
+    (95, 85, 80),
+    (160, 120, 90),
+)
+STREET_GROUND: tuple[Color, ...] = ((125, 125, 122), (140, 135, 128), (105, 108, 110))
+MALL_WALLS: tuple[Color, ...] = ((70, 130, 140), (215, 210, 195), (150, 175, 160), (180, 150, 190), (230, 220, 170))
+MALL_FLOORS: tuple[tuple[Color, Color], ...] = (
+    ((200, 180, 150), (150, 95, 70)),
+    ((190, 200, 195), (90, 110, 105)),
+    ((225, 215, 200), (60, 60, 70)),
+)
+
+
+def _draw_street(rng: np.random.Generator, cam: GroundCamera, wall_z: float) -> np.ndarray:
+    w, h = cam.width, cam.height
+    _, base = cam.foot(0, wall_z)
+    img = Image.new("RGB", (w, h), _jitter(rng, STREET_GROUND[rng.integers(3)]))
+    d = ImageDraw.Draw(img)
+    # building façades: several buildings of different colours and heights
+    x = -rng.uniform(0, 60)
+    ppm = cam.pixels_per_metre(wall_z)
+    while x < w:
+        bw = rng.uniform(6, 14) * ppm
+        wall = _jitter(rng, STREET_WALLS[rng.integers(len(STREET_WALLS))])
+        d.rectangle([x, 0, x + bw, base], fill=wall)
+        win = _jitter(rng, (60, 75, 95), 15)
+        ww, wh = 1.2 * ppm, 1.5 * ppm
+        floor_h = 3.2 * ppm
+        for fy in np.arange(base - 2 * floor_h, -floor_h, -floor_h):
+            for wx in np.arange(x + 0.8 * ppm, x + bw - ww, 2.4 * ppm):
+                d.rectangle([wx, fy, wx + ww, fy + wh], fill=win)
+                d.rectangle([wx, fy + wh, wx + ww, fy + wh + 0.15 * ppm], fill=(210, 210, 205))
+        # shop front at street level
+        shop = _jitter(rng, (40, 50, 55), 20)
+        d.rectangle([x + 0.5 * ppm, base - 2.6 * ppm, x + bw - 0.5 * ppm, base], fill=shop)
+        sign = _jitter(rng, ((190, 40, 40), (40, 90, 160), (230, 200, 60))[rng.integers(3)])
+        d.rectangle([x + 0.5 * ppm, base - 3.2 * ppm, x + bw - 0.5 * ppm, base - 2.7 * ppm], fill=sign)
+        d.line([x + bw, 0, x + bw, base], fill=_jitter(rng, (60, 60, 60)), width=2)
+        x += bw
+    # paving: lines at fixed depths and converging lines
+    line = tuple(int(c * 0.72) for c in img.getpixel((0, h - 1)))
+    for z in np.arange(cam.depth_of_row(h), wall_z, 1.5):
+        _, v = cam.foot(0, z)
+        d.line([0, v, w, v], fill=line, width=1)
+    for xm in np.arange(-40, 40, 1.5):
+        u0, v0 = cam.foot(xm, wall_z)
+        u1, v1 = cam.foot(xm, 2.0)
+        d.line([u0, v0, u1, v1], fill=line, width=1)
+    # kerb and road strip at the bottom-far edge of the pavement
+    d.rectangle([0, base, w, base + 0.35 * ppm], fill=(170, 170, 165))
+    return np.asarray(img).astype(np.float32)
+
+
+def _draw_mall(rng: np.random.Generator, cam: GroundCamera, wall_z: float) -> np.ndarray:
+    w, h = cam.width, cam.height
+    _, base = cam.foot(0, wall_z)
+    ppm = cam.pixels_per_metre(wall_z)
+    img = Image.new("RGB", (w, h), (0, 0, 0))
+    d = ImageDraw.Draw(img)
+    # floor: large checkered tiles in perspective
+    c1, c2 = MALL_FLOORS[rng.integers(len(MALL_FLOORS))]
+    c1, c2 = _jitter(rng, c1, 10), _jitter(rng, c2, 10)
+    c2 = tuple(int(0.55 * a + 0.45 * b) for a, b in zip(c1, c2, strict=True))  # type: ignore[assignment]
+    tile = rng.uniform(1.2, 2.2)
+    xs = np.arange(-60, 60, tile)
+    zs = np.arange(1.5, wall_z + tile, tile)
+    for i, z0 in enumerate(zs[:-1]):
+        z1 = zs[i + 1]
+        for j, x0 in enumerate(xs[:-1]):
+            x1 = xs[j + 1]
+            pts = [cam.foot(x0, z0), cam.foot(x1, z0), cam.foot(x1, z1), cam.foot(x0, z1)]
+            d.polygon(pts, fill=c1 if (i + j) % 2 == 0 else c2)
+    # walls: glass panels or tiled wall with columns
+    wall = _jitter(rng, MALL_WALLS[rng.integers(len(MALL_WALLS))])
+    d.rectangle([0, 0, w, base], fill=wall)
+    x = rng.uniform(-3, 0) * ppm
+    while x < w:
+        pw = rng.uniform(2.5, 4.5) * ppm
+        glass = rng.random() < 0.6
+        if glass:
+            top = _jitter(rng, (150, 190, 210), 25)
+            for k in range(6):
+                t = k / 6
+                col = tuple(int(a * (1 - 0.4 * t)) for a in top)
+                d.rectangle([x + 2, base * t, x + pw - 2, base * (t + 1 / 6)], fill=col)
+        d.rectangle([x, 0, x + 0.25 * ppm, base], fill=_jitter(rng, (90, 90, 95)))
+        x += pw
+    d.rectangle([0, 0, w, 0.08 * h], fill=_jitter(rng, (235, 235, 225)))  # ceiling lights
+    d.rectangle([0, base - 0.3 * ppm, w, base], fill=_jitter(rng, (70, 60, 55)))
+    return np.asarray(img).astype(np.float32)
+
+
+def _occluder_sprite(rng: np.random.Generator, kind: str, ppm: float, domain: str) -> np.ndarray:
+    """Draw an occluder whose ground contact is the bottom-centre of the returned sprite."""
+    if kind == "pole":
+        w, hgt = 0.18, 4.5
+    elif kind == "bench":
+        w, hgt = 2.0, 0.9
+    elif kind == "car":
+        w, hgt = 4.2, 1.5
+    elif kind == "bin":
+        w, hgt = 0.6, 1.0
+    elif kind == "column":
+        w, hgt = 0.7, 5.0
+    else:  # planter
+        w, hgt = 1.2, 1.4
+    pw, ph = max(2, int(w * ppm)), max(2, int(hgt * ppm))
+    img = Image.new("RGBA", (pw, ph), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    if kind == "pole":
+        d.rectangle([0, 0, pw, ph], fill=(*_jitter(rng, (50, 55, 60), 10), 255))
+        d.ellipse([-pw, 0, 2 * pw, pw], fill=(230, 225, 180, 255))
+    elif kind == "bench":
+        col = _jitter(rng, (120, 80, 50), 20)
+        d.rectangle([0, 0, pw, ph * 0.25], fill=(*col, 255))
+        d.rectangle([0, ph * 0.45, pw, ph * 0.6], fill=(*col, 255))
+        for x in (pw * 0.1, pw * 0.85):
+            d.rectangle([x, ph * 0.6, x + pw * 0.05, ph], fill=(40, 40, 40, 255))
+    elif kind == "car":
+        body = _jitter(
+            rng, ((180, 30, 30), (30, 50, 120), (200, 200, 200), (30, 30, 30), (90, 100, 90))[rng.integers(5)], 15
+        )
+        d.rectangle([0, ph * 0.4, pw, ph * 0.85], fill=(*body, 255))
+        d.polygon([(pw * 0.2, ph * 0.4), (pw * 0.3, 0), (pw * 0.72, 0), (pw * 0.85, ph * 0.4)], fill=(*body, 255))
+        d.polygon(
+            [(pw * 0.26, ph * 0.38), (pw * 0.33, ph * 0.06), (pw * 0.69, ph * 0.06), (pw * 0.79, ph * 0.38)],
+            fill=(70, 90, 110, 255),
+        )
+        for x in (pw * 0.12, pw * 0.7):
+            d.ellipse([x, ph * 0.65, x + ph * 0.35, ph], fill=(20, 20, 20, 255))
+    elif kind == "bin":
+        d.rectangle([0, 0, pw, ph], fill=(*_jitter(rng, (40, 90, 50), 20), 255))
+        d.rectangle([0, 0, pw, ph * 0.12], fill=(30, 30, 30, 255))
+    elif kind == "column":
+        col = _jitter(rng, (200, 195, 185), 20)
+        d.rectangle([0, 0, pw, ph], fill=(*col, 255))
+        d.rectangle([0, 0, pw * 0.25, ph], fill=(*tuple(int(c * 0.8) for c in col), 255))
+    else:
+        pot = _jitter(rng, (150, 90, 60) if domain == "street" else (220, 220, 215), 20)
+        d.rectangle([pw * 0.1, ph * 0.5, pw * 0.9, ph], fill=(*pot, 255))
+        d.ellipse([0, 0, pw, ph * 0.65], fill=(*_jitter(rng, (50, 110, 50), 20), 255))
+    return np.asarray(img)
+
+
+def make_scene(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    domain: str = "street",
+    num_occluders: int | None = None,
+    horizon_frac: float | None = None,
+    z_near: float = 5.0,
+) -> Scene:
+    """Build one static scene.
+
+    Args:
+        rng: random generator.
+        width: image width.
+        height: image height.
+        domain: ``"street"`` (training videos) or ``"mall"`` (benchmark).
+        num_occluders: static objects to place (random 2-5 when ``None``).
+        horizon_frac: horizon row as a fraction of the height (random when ``None``).
+        z_near: ground depth seen at the bottom row (metres).
+
+    Returns:
+        The scene.
+
+    """
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    hf = float(rng.uniform(0.22, 0.36)) if horizon_frac is None else horizon_frac
+    cam = GroundCamera.create(width, height, hf, z_near)
+    wall_z = float(rng.uniform(15, 22)) if domain == "street" else float(rng.uniform(18, 26))
+    if domain == "street":
+        bg = _draw_street(rng, cam, wall_z)
+        sun = np.array(_jitter(rng, (255, 245, 225), 10), np.float32) / 245
+        shade = np.array([0.68, 0.72, 0.82], np.float32) * rng.uniform(0.9, 1.1)
+    else:
+        bg = _draw_mall(rng, cam, wall_z)
+        sun = np.array(((1.08, 1.0, 0.82), (0.92, 1.02, 1.02))[rng.integers(2)], np.float32)
+        shade = sun * np.float32(0.75)
+    # surface texture
+    tex = _value_noise(rng, height, width, 24) * 10 + _value_noise(rng, height, width, 4) * 5
+    bg += tex[..., None]
+    # lighting: sun with shadow bands on the ground (street) or light pools (mall)
+    shadow = np.zeros((height, width), np.float32)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    for _ in range(int(rng.integers(0, 3))):
+        slope = rng.uniform(-1.2, 1.2)
+        x0 = rng.uniform(-0.3, 1.0) * width
+        band = rng.uniform(0.08, 0.25) * width
+        pos = xx - (x0 + slope * (height - yy))
+        shadow = np.maximum(shadow, ((pos > 0) & (pos < band)).astype(np.float32))
+    shadow_img = Image.fromarray((shadow * 255).astype(np.uint8), "L")
+    shadow = np.asarray(shadow_img.filter(ImageFilter.GaussianBlur(6)), np.float32) / 255
+    shadow[: int(cam.horizon)] = 0
+    light = (1 - shadow)[..., None] * sun + shadow[..., None] * shade
+    ground = yy >= cam.foot(0, wall_z)[1]
+    bg = np.where(ground[..., None], bg * light, bg * sun)
+    bg = np.clip(bg, 0, 255).astype(np.uint8)
+    # occluders
+    occluders: list[Occluder] = []
+    kinds = ("pole", "bench", "car", "bin", "planter") if domain == "street" else ("column", "planter", "bench", "bin")
+    n_occ = int(rng.integers(2, 6)) if num_occluders is None else num_occluders
+    for _ in range(n_occ):
+        kind = kinds[int(rng.integers(len(kinds)))]
+        z = float(rng.uniform(6.0, wall_z - 2))
+        x = float(rng.uniform(-1, 1)) * z * width / (2 * cam.focal)
+        u, v = cam.foot(x, z)
+        rgba = _occluder_sprite(rng, kind, cam.pixels_per_metre(z), domain)
+        occluders.append(Occluder(rgba, round(u - rgba.shape[1] / 2), round(v - rgba.shape[0]), v, kind))
+    return Scene(cam, bg, light.astype(np.float32), occluders, domain, wall_z)
+
+
+@dataclass(frozen=True)
+class CameraResponse:
+    """How a camera turns scene radiance into pixels.
+
+    Attributes:
+        gain: per-channel gain (colour cast).
+        gamma: tone curve exponent.
+        saturation: 1 keeps colours, lower washes them out.
+        blur: Gaussian blur radius in pixels (0: none).
+        noise: standard deviation of additive pixel noise.
+        jpeg_quality: quality of the saved JPEG (benchmark images).
+
+    """
+
+    gain: tuple[float, float, float]
+    gamma: float
+    saturation: float
+    blur: float
+    noise: float
+    jpeg_quality: int = 90
+
+    def lut(self) -> np.ndarray:
+        """``(256, 3)`` uint8 lookup table of gain and gamma."""
+        x = np.arange(256, dtype=np.float32)[:, None] / 255
+        y = np.clip(x**self.gamma * np.array(self.gain, np.float32), 0, 1)
+        return (y * 255 + 0.5).astype(np.uint8)
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Apply the response to an ``(H, W, 3)`` uint8 image."""
+        lut = self.lut()
+        out = np.stack([lut[image[..., c], c] for c in range(3)], axis=-1)
+        if self.saturation != 1.0:
+            f = out.astype(np.float32)
+            gray = f.mean(axis=-1, keepdims=True)
+            out = np.clip(gray + (f - gray) * self.saturation, 0, 255).astype(np.uint8)
+        if self.blur > 0:
+            out = np.asarray(Image.fromarray(out).filter(ImageFilter.GaussianBlur(self.blur)))
+        if self.noise > 0 and rng is not None:
+            n = rng.normal(0, self.noise, out.shape).astype(np.float32)
+            out = np.clip(out.astype(np.float32) + n, 0, 255).astype(np.uint8)
+        return out
+
+
+def sample_response(rng: np.random.Generator, domain: str) -> CameraResponse:
+    """Draw a camera response typical of a domain.
+
+    Street cameras (training) are mild: small casts, near-linear tone. Mall cameras
+    (benchmark) have strong casts, different gamma, desaturation, blur and noise.
+    """
+    if domain == "street":
+        gain = tuple(float(g) for g in rng.uniform(0.93, 1.07, 3))
+        return CameraResponse(
+            gain, float(rng.uniform(0.9, 1.1)), float(rng.uniform(0.9, 1.1)), 0.0, float(rng.uniform(1.0, 3.0))
+        )
+    gain = tuple(float(g) for g in rng.uniform(0.84, 1.12, 3))
+    return CameraResponse(
+        gain,
+        float(rng.uniform(0.8, 1.25)),
+        float(rng.uniform(0.75, 1.15)),
+        float(rng.uniform(0.0, 1.0)),
+        float(rng.uniform(2.0, 6.0)),
+        int(rng.integers(70, 95)),
+    )

@@ -1,0 +1,692 @@
+"""Training corpus: synthetic street clips as img_h.264 mp4 with MOT-format sidecars.
+
+Layout written by :func:`generate_corpus` (see ``docs/synthetic_data.md``)::
+
+    ROOT/corpus.json          # generator config, seed, clip list, counts
+    ROOT/clip00000.mp4        # img_h.264 (libx264, yuv420p), constant frame rate
+    ROOT/clip00000.det.txt    # frame,-1,x,y,w,h,score,-1,-1,-1   (noisy "detector" output)
+    ROOT/clip00000.gt.txt     # frame,id,x,y,w,h,1,1,visibility   (ground truth, ids per clip)
+
+Frames are 1-based, boxes are in pixels (x, y = top-left corner) and lie inside the frame.
+Each clip is generated from its own ``numpy.random.Generator`` derived from
+``(seed, clip index)``, so clips can be produced in parallel and reproduced individually.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+
+from isr_lightning.synth.identity import sample_outfit
+from isr_lightning.synth.render import BACK, FRONT, LEFT, NUM_PHASES, RIGHT, STAND, SpriteBank
+from isr_lightning.synth.scene import Scene, make_scene, sample_response
+
+__all__ = [
+    "ClipSimulator",
+    "CorpusConfig",
+    "CorpusInfo",
+    "DetectorNoise",
+    "FrameAnnotations",
+    "encode_mp4",
+    "generate_clip",
+    "generate_corpus",
+    "read_mot",
+    "simulate_detections",
+    "write_preview",
+]
+
+CORPUS_TAG = 0xA11CE  # seed-space tag of the training world
+BODY_METRES = 1.7
+STRIDE_METRES = 1.4  # distance of one full walking cycle (two steps)
+OCCLUDER_CODE = -1
+
+
+@dataclass(frozen=True)
+class DetectorNoise:
+    """How the simulated detector departs from the ground truth.
+
+    Attributes:
+        miss_rate: base probability of missing a fully visible, large person.
+        occlusion_miss: extra miss probability at zero visibility (scaled by
+            ``(1 - visibility) ** 2``); people below 25 % visibility are missed at least
+            half of the time.
+        small_height: people shorter than this (pixels) are missed more often.
+        small_miss: extra miss probability for a person of zero height (linear ramp).
+        jitter: standard deviation of the box centre shift, as a fraction of box width and
+            height.
+        scale_jitter: standard deviation of the log box width and height.
+        fp_per_frame: mean number of false positives (background patches of person size).
+        merge_prob: probability that two detected people whose boxes overlap with
+            IoU >= ``merge_iou`` come out as one box around both.
+        merge_iou: overlap that makes a merge possible.
+
+    """
+
+    miss_rate: float = 0.04
+    occlusion_miss: float = 0.6
+    small_height: float = 40.0
+    small_miss: float = 0.3
+    jitter: float = 0.05
+    scale_jitter: float = 0.06
+    fp_per_frame: float = 0.35
+    merge_prob: float = 0.5
+    merge_iou: float = 0.2
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """What :func:`generate_corpus` renders.
+
+    Attributes:
+        num_clips: number of clips.
+        seconds: clip duration.
+        fps: frame rate.
+        width: frame width (even).
+        height: frame height (even).
+        min_people: fewest people per clip.
+        max_people: most people per clip.
+        seed: master seed.
+        crf: libx264 constant rate factor (quality; 23 is the x264 default).
+        detector: detection noise model.
+
+    """
+
+    num_clips: int = 40
+    seconds: float = 10.0
+    fps: int = 12
+    width: int = 640
+    height: int = 360
+    min_people: int = 4
+    max_people: int = 9
+    seed: int = 0
+    crf: int = 23
+    detector: DetectorNoise = field(default_factory=DetectorNoise)
+
+    def __post_init__(self) -> None:
+        if self.num_clips < 1:
+            raise ValueError("num_clips must be >= 1")
+        if self.width % 2 or self.height % 2 or self.width < 64 or self.height < 64:
+            raise ValueError("width and height must be even and at least 64")
+        if not 1 <= self.min_people <= self.max_people:
+            raise ValueError("need 1 <= min_people <= max_people")
+        if self.fps < 1 or self.seconds <= 0:
+            raise ValueError("fps must be >= 1 and seconds > 0")
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip."""
+        return max(2, round(self.seconds * self.fps))
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CorpusConfig:
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d["detector"] = DetectorNoise(**d.get("detector", {}))
+        return cls(**d)
+
+
+@dataclass
+class CorpusInfo:
+    """What :func:`generate_corpus` produced.
+
+    Attributes:
+        root: the corpus folder.
+        config: the configuration.
+        clips: clip names (``ROOT/<name>.mp4`` and sidecars).
+        num_frames: frames per clip.
+        num_gt_boxes: total ground-truth rows.
+        num_det_boxes: total detection rows.
+        cached: ``True`` when an existing complete corpus was reused.
+
+    """
+
+    root: Path
+    config: CorpusConfig
+    clips: list[str]
+    num_frames: int
+    num_gt_boxes: int
+    num_det_boxes: int
+    cached: bool = False
+
+    def video(self, clip: str) -> Path:
+        """Path of a clip's mp4."""
+        return self.root / f"{clip}.mp4"
+
+
+@dataclass
+class FrameAnnotations:
+    """Ground truth of one rendered frame.
+
+    Attributes:
+        ids: ``(n,)`` track ids (1-based, per clip).
+        boxes: ``(n, 4)`` full-body ``x, y, w, h`` clipped to the frame.
+        visible_boxes: ``(n, 4)`` ``x, y, w, h`` of the visible pixels (zeros if none).
+        visibility: ``(n,)`` fraction of the body's pixels visible in the frame.
+
+    """
+
+    ids: np.ndarray
+    boxes: np.ndarray
+    visible_boxes: np.ndarray
+    visibility: np.ndarray
+
+
+def _rng(seed: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), *[int(k) for k in keys]]))
+
+
+def _facing(dx: float, dz: float) -> int:
+    if abs(dz) > 0.8 * abs(dx):
+        return FRONT if dz < 0 else BACK
+    return RIGHT if dx > 0 else LEFT
+
+
+def _simulate_track(
+    rng: np.random.Generator,
+    scene: Scene,
+    num_frames: int,
+    fps: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame (x, z, facing, phase index) of one person.
+
+    Walkers follow random waypoints (turning at each, sometimes pausing); standers stay and
+    turn now and then.
+    """
+    cam = scene.camera
+    wall_z = scene.far_z
+    half = cam.width / (2 * cam.focal)
+
+    def point() -> tuple[float, float]:
+        z = 5.5 + float(rng.random()) ** 1.3 * (wall_z - 7.0)
+        return float(rng.uniform(-1.25, 1.25) * half * z), z
+
+    def near(x: float, z: float) -> tuple[float, float]:
+        """A waypoint 2-7 m away, so that people turn every few seconds."""
+        a, r = float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(2.0, 7.0))
+        nz = float(np.clip(z + r * math.sin(a), 5.5, wall_z - 1.5))
+        nx = float(np.clip(x + r * math.cos(a), -1.25 * half * nz, 1.25 * half * nz))
+        return nx, nz
+
+    xs = np.zeros(num_frames)
+    zs = np.zeros(num_frames)
+    facing = np.zeros(num_frames, np.int64)
+    phase = np.zeros(num_frames, np.int64)
+    x, z = point()
+    if rng.random() < 0.15:  # stander
+        f = int(rng.integers(4))
+        t = 0
+        while t < num_frames:
+            dur = int(rng.uniform(1.5, 4.0) * fps)
+            xs[t : t + dur], zs[t : t + dur], facing[t : t + dur] = x, z, f
+            phase[t : t + dur] = STAND
+            f = int(rng.integers(4))
+            t += dur
+        return xs, zs, facing, phase
+    speed = float(rng.uniform(0.9, 1.7)) / fps
+    dist = float(rng.uniform(0, STRIDE_METRES))
+    target = point()
+    f = FRONT
+    t = 0
+    while t < num_frames:
+        dx, dz = target[0] - x, target[1] - z
+        d = math.hypot(dx, dz)
+        if d < speed:
+            if rng.random() < 0.25:  # pause, maybe turning
+                dur = int(rng.uniform(0.5, 2.0) * fps)
+                pf = int(rng.integers(4)) if rng.random() < 0.5 else f
+                xs[t : t + dur], zs[t : t + dur], facing[t : t + dur] = x, z, pf
+                phase[t : t + dur] = STAND
+                t += dur
+            target = near(x, z)
+            continue
+        x += dx / d * speed
+        z += dz / d * speed
+        dist += speed
+        f = _facing(dx, dz)
+        xs[t], zs[t], facing[t] = x, z, f
+        phase[t] = int(dist / STRIDE_METRES * NUM_PHASES) % NUM_PHASES
+        t += 1
+    return xs, zs, facing, phase
+
+
+class ClipSimulator:
+    """Renders one clip frame by frame, with exact per-pixel identity maps.
+
+    Args:
+        config: corpus configuration.
+        clip_index: index of the clip (with ``config.seed`` it fixes everything).
+
+    """
+
+    def __init__(self, config: CorpusConfig, clip_index: int) -> None:
+        self.config = config
+        self.clip_index = clip_index
+        c = config
+        rng = _rng(c.seed, CORPUS_TAG, clip_index, 0)
+        self.scene = make_scene(rng, c.width, c.height, "street")
+        self.response = sample_response(rng, "street")
+        self._lut = self.response.lut()
+        n = int(rng.integers(c.min_people, c.max_people + 1))
+        self.banks: list[SpriteBank] = []
+        tracks = []
+        for k in range(n):
+            prng = _rng(c.seed, CORPUS_TAG, clip_index, 1, k)
+            self.banks.append(SpriteBank(sample_outfit(prng)))
+            tracks.append(_simulate_track(prng, self.scene, c.num_frames, c.fps))
+        self.tracks = tracks
+        # slow global light changes (clouds) and a small pool of sensor noise frames
+        t = np.arange(c.num_frames) / c.fps
+        a, p = rng.uniform(0.03, 0.1), rng.uniform(4, 12)
+        self.global_gain = 1 + a * np.sin(2 * np.pi * t / p + rng.uniform(0, 6.3))
+        noise_rng = _rng(c.seed, CORPUS_TAG, clip_index, 2)
+        self._noise = [
+            noise_rng.normal(0, self.response.noise, (c.height, c.width, 3)).astype(np.int16) for _ in range(3)
+        ]
+        # the camera response is per pixel, so the empty background is processed once and
+        # each frame only re-processes the rectangles where people and occluders are drawn
+        self._bg = self.scene.background.astype(np.float32)
+        bg = self._respond(self.scene.background)
+        self._bg_out = [np.clip(bg + n, 0, 255).astype(np.uint8) for n in self._noise]
+
+    def _respond(self, image: np.ndarray) -> np.ndarray:
+        """Camera tone curve and colour cast (uint8 in, int16 out)."""
+        return self._lut[image, np.arange(3)].astype(np.int16)
+
+    @property
+    def num_people(self) -> int:
+        """Identities in the clip."""
+        return len(self.banks)
+
+    def render(self, frame_index: int) -> tuple[np.ndarray, np.ndarray, FrameAnnotations]:
+        """Render one frame (0-based index).
+
+        Returns:
+            ``(image, idmap, annotations)``: the ``(H, W, 3)`` uint8 frame as the camera
+            records it, the ``(H, W)`` int32 map of which person (track id) or occluder
+            (``-1``) owns each pixel (0: background), and the ground truth.
+
+        """
+        cam = self.scene.camera
+        img_h, img_w = self.config.height, self.config.width
+        img = self._bg.copy()
+        rects: list[tuple[int, int, int, int]] = []
+        idmap = np.zeros((img_h, img_w), np.int32)
+        items: list[tuple[float, int, int]] = []  # (foot_y, order, code)
+        sprites: dict[int, tuple[np.ndarray, int, int]] = {}
+        totals: dict[int, tuple[int, tuple[int, int, int, int]]] = {}
+        gain = self.global_gain[frame_index]
+        for k, bank in enumerate(self.banks):
+            xs, zs, facing, phase = self.tracks[k]
+            x, z = xs[frame_index], zs[frame_index]
+            u, v = cam.foot(x, z)
+            rgba, fx, fy = bank.sprite(
+                int(facing[frame_index]), int(phase[frame_index]), BODY_METRES * cam.pixels_per_metre(z)
+            )
+            left, top = round(u - fx), round(v - fy)
+            h, w = rgba.shape[:2]
+            if left >= img_w or top >= img_h or left + w <= 0 or top + h <= 0:
+                continue
+            light = self.scene.light[int(np.clip(v, 0, img_h - 1)), int(np.clip(u, 0, img_w - 1))]
+            rgba = rgba.astype(np.float32)
+            rgba[..., :3] *= light * gain
+            mask = rgba[..., 3] > 127
+            ys, xs_ = np.nonzero(mask)
+            box = (left + int(xs_.min()), top + int(ys.min()), left + int(xs_.max()) + 1, top + int(ys.max()) + 1)
+            totals[k + 1] = (int(mask.sum()), box)
+            sprites[k + 1] = (rgba, left, top)
+            items.append((v, k + 1, k + 1))
+        for j, occ in enumerate(self.scene.occluders):
+            items.append((occ.foot_y, 10_000 + j, OCCLUDER_CODE - j))
+        items.sort()
+        for _, _, code in items:
+            if code > 0:
+                rgba, left, top = sprites[code]
+            else:
+                occ = self.scene.occluders[OCCLUDER_CODE - code]
+                rgba, left, top = occ.rgba.astype(np.float32), occ.left, occ.top
+            h, w = rgba.shape[:2]
+            x0, y0, x1, y1 = max(left, 0), max(top, 0), min(left + w, img_w), min(top + h, img_h)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            rects.append((x0, y0, x1, y1))
+            part = rgba[y0 - top : y1 - top, x0 - left : x1 - left]
+            a = part[..., 3:4] / 255.0
+            region = img[y0:y1, x0:x1]
+            region *= 1 - a
+            region += a * part[..., :3]
+            idmap[y0:y1, x0:x1][part[..., 3] > 127] = code if code > 0 else OCCLUDER_CODE
+        ids, boxes, vboxes, vis = [], [], [], []
+        for pid in sorted(totals):
+            total, (bx0, by0, bx1, by1) = totals[pid]
+            bx0, by0, bx1, by1 = max(bx0, 0), max(by0, 0), min(bx1, img_w), min(by1, img_h)
+            if bx1 - bx0 < 2 or by1 - by0 < 2:
+                continue
+            sub = idmap[by0:by1, bx0:bx1] == pid
+            n_vis = int(sub.sum())
+            if n_vis:
+                ys, xs_ = np.nonzero(sub)
+                vb = (bx0 + xs_.min(), by0 + ys.min(), xs_.max() - xs_.min() + 1, ys.max() - ys.min() + 1)
+            else:
+                vb = (0, 0, 0, 0)
+            ids.append(pid)
+            boxes.append((bx0, by0, bx1 - bx0, by1 - by0))
+            vboxes.append(vb)
+            vis.append(n_vis / max(total, 1))
+        k = frame_index % len(self._noise)
+        out = self._bg_out[k].copy()
+        for x0, y0, x1, y1 in rects:
+            part = self._respond(np.clip(img[y0:y1, x0:x1], 0, 255).astype(np.uint8))
+            part += self._noise[k][y0:y1, x0:x1]
+            out[y0:y1, x0:x1] = np.clip(part, 0, 255).astype(np.uint8)
+        ann = FrameAnnotations(
+            np.asarray(ids, np.int64),
+            np.asarray(boxes, np.float64).reshape(-1, 4),
+            np.asarray(vboxes, np.float64).reshape(-1, 4),
+            np.asarray(vis, np.float64),
+        )
+        return out, idmap, ann
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ax1, ay1, ax2, ay2 = a[0], a[1], a[0] + a[2], a[1] + a[3]
+    bx1, by1, bx2, by2 = b[0], b[1], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax2, bx2) - max(ax1, bx1))
+    ih = max(0.0, min(ay2, by2) - max(ay1, by1))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _clip_box(x: float, y: float, w: float, h: float, img_w: int, img_h: int) -> tuple[float, ...]:
+    x0, y0 = max(0.0, x), max(0.0, y)
+    x1, y1 = min(float(img_w), x + w), min(float(img_h), y + h)
+    return x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0)
+
+
+def simulate_detections(
+    rng: np.random.Generator, ann: FrameAnnotations, scene: Scene, noise: DetectorNoise
+) -> np.ndarray:
+    """Turn one frame's ground truth into detector-like boxes.
+
+    Args:
+        rng: random generator.
+        ann: the frame's ground truth.
+        scene: the scene (its camera gives person sizes for false positives).
+        noise: the noise model.
+
+    Returns:
+        ``(n, 5)`` float array of ``x, y, w, h, score`` inside the frame.
+
+    """
+    cam = scene.camera
+    img_w, img_h = cam.width, cam.height
+    dets: list[list[float]] = []
+    for i in range(len(ann.ids)):
+        v = ann.visibility[i]
+        x, y, w, h = ann.boxes[i]
+        p_miss = noise.miss_rate + noise.occlusion_miss * (1 - v) ** 2
+        p_miss += noise.small_miss * max(0.0, 1 - h / noise.small_height)
+        if v < 0.25:
+            p_miss = max(p_miss, 0.5)
+        if rng.random() < min(p_miss, 0.98):
+            continue
+        if v < 0.8 and ann.visible_boxes[i, 2] > 0 and rng.random() < 0.6:
+            x, y, w, h = ann.visible_boxes[i]  # detectors box what they see
+        cx = x + w / 2 + rng.normal(0, noise.jitter) * w
+        cy = y + h / 2 + rng.normal(0, noise.jitter) * h
+        w2 = w * math.exp(rng.normal(0, noise.scale_jitter))
+        h2 = h * math.exp(rng.normal(0, noise.scale_jitter))
+        score = float(np.clip(0.55 + 0.4 * v + rng.normal(0, 0.08), 0.3, 0.99))
+        dets.append([cx - w2 / 2, cy - h2 / 2, w2, h2, score])
+    # merges of overlapping people
+    merged: list[list[float]] = []
+    used = [False] * len(dets)
+    for i in range(len(dets)):
+        if used[i]:
+            continue
+        for j in range(i + 1, len(dets)):
+            if used[j]:
+                continue
+            a, b = np.array(dets[i][:4]), np.array(dets[j][:4])
+            if _iou(a, b) >= noise.merge_iou and rng.random() < noise.merge_prob:
+                x0, y0 = min(a[0], b[0]), min(a[1], b[1])
+                x1, y1 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
+                dets[i] = [x0, y0, x1 - x0, y1 - y0, min(dets[i][4], dets[j][4]) * 0.9]
+                used[j] = True
+                break
+        merged.append(dets[i])
+    # false positives: person-sized background patches
+    for _ in range(int(rng.poisson(noise.fp_per_frame))):
+        v = float(rng.uniform(cam.horizon + 0.1 * (img_h - cam.horizon), img_h))
+        z = cam.depth_of_row(v)
+        h = BODY_METRES * cam.pixels_per_metre(z) * rng.uniform(0.6, 1.1)
+        w = h * rng.uniform(0.3, 0.55)
+        u = float(rng.uniform(0, img_w))
+        merged.append([u - w / 2, v - h, w, h, float(rng.uniform(0.3, 0.7))])
+    out = []
+    for x, y, w, h, s in merged:
+        x, y, w, h = _clip_box(x, y, w, h, img_w, img_h)
+        if w >= 4 and h >= 8:
+            out.append([round(x, 1), round(y, 1), round(w, 1), round(h, 1), round(s, 3)])
+    return np.asarray(out, np.float64).reshape(-1, 5)
+
+
+def encode_mp4(path: str | os.PathLike, frames, width: int, height: int, fps: int, crf: int = 23) -> None:
+    """Write RGB frames as img_h.264 mp4, deterministically (single-threaded libx264).
+
+    Args:
+        path: output file.
+        frames: iterable of ``(img_h, img_w, 3)`` uint8 arrays.
+        width: frame width (even).
+        height: frame height (even).
+        fps: frame rate.
+        crf: libx264 constant rate factor.
+
+    """
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.thread_count = 1
+        stream.options = {
+            "crf": str(crf),
+            "preset": "veryfast",
+            "threads": "1",
+            "x264-params": "sliced-threads=0:lookahead-threads=1",
+        }
+        for arr in frames:
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def generate_clip(root: str | os.PathLike, config: CorpusConfig, clip_index: int) -> tuple[str, int, int]:
+    """Render, encode and annotate one clip.
+
+    Files are written under temporary names and renamed at the end, so an interrupted run
+    never leaves a truncated clip behind under its final name.
+
+    Returns:
+        ``(clip name, gt rows, detection rows)``.
+
+    """
+    root = Path(root)
+    name = f"clip{clip_index:05d}"
+    sim = ClipSimulator(config, clip_index)
+    det_rng = _rng(config.seed, CORPUS_TAG, clip_index, 3)
+    gt_lines: list[str] = []
+    det_lines: list[str] = []
+
+    def frames():
+        for t in range(config.num_frames):
+            img, _, ann = sim.render(t)
+            for pid, (x, y, w, h), v in zip(ann.ids, ann.boxes, ann.visibility, strict=True):
+                gt_lines.append(f"{t + 1},{pid},{x:.0f},{y:.0f},{w:.0f},{h:.0f},1,1,{v:.3f}")
+            for x, y, w, h, s in simulate_detections(det_rng, ann, sim.scene, config.detector):
+                det_lines.append(f"{t + 1},-1,{x:.1f},{y:.1f},{w:.1f},{h:.1f},{s:.3f},-1,-1,-1")
+            yield img
+
+    tmp = root / f"{name}.mp4.partial"
+    encode_mp4(tmp, frames(), config.width, config.height, config.fps, config.crf)
+    (root / f"{name}.gt.txt").write_text("\n".join(gt_lines) + "\n")
+    (root / f"{name}.det.txt").write_text("\n".join(det_lines) + "\n")
+    os.replace(tmp, root / f"{name}.mp4")
+    return name, len(gt_lines), len(det_lines)
+
+
+def _clip_job(args: tuple[str, dict, int]) -> tuple[str, int, int]:
+    root, cfg, i = args
+    return generate_clip(root, CorpusConfig.from_dict(cfg), i)
+
+
+def _count_lines(path: Path) -> int:
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def read_mot(path: str | os.PathLike) -> np.ndarray:
+    """Read a MOT text file (``det.txt`` or ``gt.txt``) as an ``(n, columns)`` float array."""
+    rows = [list(map(float, line.split(","))) for line in Path(path).read_text().splitlines() if line.strip()]
+    return np.asarray(rows, np.float64).reshape(len(rows), -1) if rows else np.zeros((0, 10))
+
+
+def write_preview(
+    root: str | os.PathLike, clips: list[str], delta_seconds: float = 2.0, out: str | os.PathLike | None = None
+) -> Path:
+    """Draw frame ``t`` and ``t + delta`` of some clips with gt (green) and det (red) boxes.
+
+    Args:
+        root: corpus folder.
+        clips: clip names, one row each.
+        delta_seconds: gap between the two frames of a row.
+        out: output PNG (``ROOT/preview.png`` by default).
+
+    Returns:
+        The PNG path.
+
+    """
+    from PIL import Image, ImageDraw
+
+    root = Path(root)
+    tiles: list[list[Image.Image]] = []
+    for name in clips:
+        gt, det = read_mot(root / f"{name}.gt.txt"), read_mot(root / f"{name}.det.txt")
+        with av.open(str(root / f"{name}.mp4")) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or 12)
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        t0 = len(frames) // 4
+        row = []
+        for t in (t0, min(len(frames) - 1, t0 + round(delta_seconds * fps))):
+            im = Image.fromarray(frames[t])
+            d = ImageDraw.Draw(im)
+            for r in det[det[:, 0] == t + 1]:
+                d.rectangle([r[2], r[3], r[2] + r[4], r[3] + r[5]], outline=(255, 40, 40))
+            for r in gt[gt[:, 0] == t + 1]:
+                d.rectangle([r[2], r[3], r[2] + r[4], r[3] + r[5]], outline=(40, 255, 40))
+                d.text((r[2] + 1, r[3] + 1), str(int(r[1])), fill=(255, 255, 0))
+            row.append(im)
+        tiles.append(row)
+    w, h = tiles[0][0].size
+    sheet = Image.new("RGB", (2 * w + 4, len(tiles) * (h + 4)), (255, 255, 255))
+    for r, row in enumerate(tiles):
+        for c, im in enumerate(row):
+            sheet.paste(im, (c * (w + 4), r * (h + 4)))
+    path = Path(out) if out is not None else root / "preview.png"
+    sheet.save(path)
+    return path
+
+
+def generate_corpus(
+    root: str | os.PathLike,
+    num_clips: int = 40,
+    seed: int = 0,
+    workers: int = 1,
+    force: bool = False,
+    preview: bool = True,
+    **kwargs,
+) -> CorpusInfo:
+    """Generate (or reuse) a training corpus of synthetic street clips.
+
+    Args:
+        root: output folder (created).
+        num_clips: number of clips.
+        seed: master seed; the same seed and config give byte-identical files.
+        workers: processes rendering clips in parallel.
+        force: regenerate even if a complete corpus with the same config exists.
+        preview: write ``ROOT/preview.png`` (two frames of the first clips, with boxes).
+        **kwargs: other :class:`CorpusConfig` fields (``seconds``, ``fps``, ``width``,
+            ``height``, ``min_people``, ``max_people``, ``crf``, ``detector``).
+
+    Returns:
+        The :class:`CorpusInfo`. When ``ROOT/corpus.json`` holds the same config and all
+        files exist, nothing is rendered and ``cached`` is ``True``. A run interrupted
+        midway resumes: finished clips of the same config are kept.
+
+    """
+    if isinstance(kwargs.get("detector"), dict):
+        kwargs["detector"] = DetectorNoise(**kwargs["detector"])
+    config = CorpusConfig(num_clips=num_clips, seed=seed, **kwargs)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    names = [f"clip{i:05d}" for i in range(config.num_clips)]
+    meta_path, partial_path = root / "corpus.json", root / ".corpus.partial.json"
+
+    def complete(name: str) -> bool:
+        return all((root / f"{name}{ext}").exists() for ext in (".mp4", ".gt.txt", ".det.txt"))
+
+    if not force and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("config") == config.to_dict() and all(complete(n) for n in names):
+            return CorpusInfo(
+                root, config, names, config.num_frames, meta["num_gt_boxes"], meta["num_det_boxes"], cached=True
+            )
+    resume = (
+        not force and partial_path.exists() and json.loads(partial_path.read_text()).get("config") == config.to_dict()
+    )
+    if meta_path.exists():
+        meta_path.unlink()
+    partial_path.write_text(json.dumps({"config": config.to_dict()}))
+    todo = [i for i, n in enumerate(names) if not (resume and complete(n))]
+    jobs = [(str(root), config.to_dict(), i) for i in todo]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        # fork avoids re-importing the package (and torch) in every worker; clips use no torch
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with mp.get_context(method).Pool(workers) as pool:
+            list(pool.imap_unordered(_clip_job, jobs))
+    else:
+        for job in jobs:
+            _clip_job(job)
+    n_gt = sum(_count_lines(root / f"{n}.gt.txt") for n in names)
+    n_det = sum(_count_lines(root / f"{n}.det.txt") for n in names)
+    meta = {
+        "format": "isr-lightning synthetic corpus v1",
+        "config": config.to_dict(),
+        "clips": names,
+        "num_frames": config.num_frames,
+        "fps": config.fps,
+        "width": config.width,
+        "height": config.height,
+        "num_gt_boxes": n_gt,
+        "num_det_boxes": n_det,
+        "det_columns": "frame,-1,x,y,w,h,score,-1,-1,-1",
+        "gt_columns": "frame,id,x,y,w,h,1,1,visibility",
+    }
+    if preview:
+        write_preview(root, names[:3], delta_seconds=min(2.0, config.seconds / 2))
+    meta_path.write_text(json.dumps(meta, indent=2))
+    partial_path.unlink(missing_ok=True)
+    return CorpusInfo(root, config, names, config.num_frames, n_gt, n_det)

@@ -1,0 +1,82 @@
+"""The cross-domain benchmark parses as Market-1501 with the stated counts."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+
+import pytest
+from PIL import Image
+
+from isr_lightning.synth import generate_benchmark, parse_market_name
+
+MARKET = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
+SMALL = dict(num_cameras=4, num_distractors=6, num_junk=5, num_train_identities=3)
+
+
+def _parse(folder):
+    out = []
+    for p in sorted(folder.iterdir()):
+        m = MARKET.match(p.name)
+        assert m, p.name
+        assert parse_market_name(p.name) == (int(m.group(1)), int(m.group(2)))
+        out.append((int(m.group(1)), int(m.group(2)), p))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return generate_benchmark(tmp_path_factory.mktemp("bench"), num_identities=10, seed=3, **SMALL)
+
+
+def test_market_layout_and_counts(bench):
+    root = bench.root
+    query = _parse(root / "query")
+    gallery = _parse(root / "bounding_box_test")
+    train = _parse(root / "bounding_box_train")
+    assert len(query) == bench.num_query > 0
+    assert len(gallery) == bench.num_gallery
+    assert len(train) == bench.num_train > 0
+    assert sum(pid == 0 for pid, _, _ in gallery) == bench.num_distractors == 6
+    assert sum(pid == -1 for pid, _, _ in gallery) == bench.num_junk == 5
+    test_ids = {pid for pid, _, _ in gallery if pid > 0}
+    assert test_ids == set(range(1, 11))
+    assert {pid for pid, _, _ in query} <= test_ids
+    assert all(pid > 0 for pid, _, _ in query)  # no junk/distractor queries
+    assert not test_ids & {pid for pid, _, _ in train}
+    assert {cam for _, cam, _ in query + gallery} <= set(range(1, 5))
+    counts = json.loads((root / "benchmark.json").read_text())["counts"]
+    assert counts["query"] == bench.num_query and counts["gallery"] == bench.num_gallery
+    names = [p.name for _, _, p in query + gallery + train]
+    assert len(set(names)) == len(names)
+    with Image.open(query[0][2]) as im:
+        assert im.size == (64, 128) and im.mode == "RGB"
+
+
+def test_every_query_has_a_cross_camera_match(bench):
+    gallery = defaultdict(set)
+    for pid, cam, _ in _parse(bench.root / "bounding_box_test"):
+        gallery[pid].add(cam)
+    for pid, cam, _ in _parse(bench.root / "query"):
+        assert gallery[pid] - {cam}, (pid, cam)
+    per_id = defaultdict(int)
+    for pid, _, _ in _parse(bench.root / "bounding_box_test"):
+        per_id[pid] += 1
+    assert all(per_id[pid] >= 2 for pid in range(1, 11))
+
+
+def test_deterministic_and_cached(bench, tmp_path):
+    again = generate_benchmark(tmp_path / "b", num_identities=10, seed=3, **SMALL)
+    for sub in ("query", "bounding_box_test", "bounding_box_train"):
+        a = {p.name: p.read_bytes() for p in (bench.root / sub).iterdir()}
+        b = {p.name: p.read_bytes() for p in (again.root / sub).iterdir()}
+        assert a == b
+    assert generate_benchmark(tmp_path / "b", num_identities=10, seed=3, **SMALL).cached
+    other = generate_benchmark(tmp_path / "b", num_identities=10, seed=4, **SMALL)
+    assert not other.cached
+
+
+def test_validation(tmp_path):
+    with pytest.raises(ValueError):
+        generate_benchmark(tmp_path, num_identities=5, num_cameras=10)

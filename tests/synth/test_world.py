@@ -1,0 +1,105 @@
+"""Identities, rendering and the command line."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from isr_lightning.synth import render_person, sample_outfit
+from isr_lightning.synth.commands import synth_main
+from isr_lightning.synth.identity import PALETTE
+from isr_lightning.synth.render import BACK, FRONT, RIGHT, SpriteBank
+
+
+def test_colours_are_shared_but_combinations_are_distinct():
+    rng = np.random.default_rng(0)
+    outfits = [sample_outfit(rng) for _ in range(300)]
+    tops = Counter(o.top for o in outfits)
+    assert set(tops) == set(PALETTE.values())  # every palette colour used
+    assert min(tops.values()) >= 10  # each colour worn by many people
+    combos = {
+        (o.top, o.top_pattern, o.bottom, o.bottom_color, o.bag, o.hat, o.hair_style, o.long_sleeves) for o in outfits
+    }
+    assert len(combos) > 0.95 * len(outfits)
+
+
+def test_same_outfit_is_deterministic_and_facing_changes_appearance():
+    outfit = sample_outfit(np.random.default_rng(5))
+    a = np.asarray(render_person(outfit, FRONT, 0, 120))
+    b = np.asarray(render_person(outfit, FRONT, 0, 120))
+    np.testing.assert_array_equal(a, b)
+    back = np.asarray(render_person(outfit, BACK, 0, 120))
+    side = np.asarray(render_person(outfit, RIGHT, 2, 120))
+    assert np.abs(a.astype(int) - back).mean() > 1.0
+    assert (side[..., 3] > 0).sum() != (a[..., 3] > 0).sum()
+
+
+def test_backpack_shows_from_behind_not_from_the_front():
+    rng = np.random.default_rng(0)
+    outfit = next(
+        o
+        for o in (sample_outfit(rng) for _ in range(500))
+        if o.bag == "backpack"
+        and o.bag_color not in (o.top, o.pattern_color, o.hair, o.bottom_color, o.inner_color, o.logo_color)
+    )
+    bank = SpriteBank(outfit, ref_height=120)
+
+    def bag_pixels(facing: int) -> int:
+        rgba, _, _ = bank.sprite(facing, 0, 120 / outfit.height)
+        diff = np.abs(rgba[..., :3].astype(int) - np.array(outfit.bag_color)).sum(-1)
+        return int(((diff < 60) & (rgba[..., 3] > 200)).sum())
+
+    assert bag_pixels(BACK) > 2 * bag_pixels(FRONT)  # front: straps only
+
+
+def test_sprite_scales_with_depth():
+    bank = SpriteBank(sample_outfit(np.random.default_rng(1)))
+    small, _, _ = bank.sprite(FRONT, 0, 40)
+    large, _, fy_large = bank.sprite(FRONT, 0, 120)
+    assert large.shape[0] > 2.5 * small.shape[0]
+    assert abs(fy_large - large.shape[0]) < 0.1 * large.shape[0]
+
+
+def test_command_line(tmp_path, capsys):
+    root = tmp_path / "c"
+    argv = [
+        "corpus",
+        str(root),
+        "--clips",
+        "1",
+        "--seconds",
+        "0.5",
+        "--fps",
+        "4",
+        "--width",
+        "96",
+        "--height",
+        "64",
+        "--no-preview",
+    ]
+    assert synth_main(argv) == 0
+    assert (root / "clip00000.mp4").exists()
+    assert synth_main(argv) == 0
+    assert "cached" in capsys.readouterr().out
+    bench = tmp_path / "b"
+    assert (
+        synth_main(
+            [
+                "benchmark",
+                str(bench),
+                "--identities",
+                "3",
+                "--cameras",
+                "2",
+                "--distractors",
+                "1",
+                "--junk",
+                "1",
+                "--no-preview",
+            ]
+        )
+        == 0
+    )
+    assert any((bench / "query").iterdir())
+    assert synth_main(["benchmark", str(bench), "--cameras", "12"]) == 2
