@@ -77,6 +77,11 @@ class ISRModule(LightningModule):
         optimizer: optimizer factory ``params -> Optimizer`` (LightningCLI ``OptimizerCallable``).
         lr_scheduler: scheduler factory ``optimizer -> LRScheduler`` stepped every optimizer
             step, or ``None`` for a constant rate.
+        weights: file or URL loaded after building the model: an isr-lightning ``.ckpt``, the
+            released ISR checkpoint (``model.*``/``feat.*``, remapped to current timm), or a
+            backbone state dict (``.pth``/``.safetensors``; the projection stays random). See
+            :func:`~isr_lightning.checkpoints.load_weights`; not saved in the hyperparameters,
+            so ``load_from_checkpoint`` never needs the file again.
     """
 
     def __init__(
@@ -91,11 +96,12 @@ class ISRModule(LightningModule):
         temperature: float = 0.1,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = WarmupCosineLR,
+        weights: str | None = None,
     ) -> None:
         super().__init__()
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1, got {embed_dim}")
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "weights"])
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.backbone, num_features = self.build_backbone()
         self.projection = nn.Linear(num_features, embed_dim)
@@ -105,6 +111,10 @@ class ISRModule(LightningModule):
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self._skipped: Counter[str] = Counter()
+        if weights is not None:
+            from isr_lightning.checkpoints import load_weights
+
+            load_weights(self, weights)
 
     def build_backbone(self) -> tuple[nn.Module, int]:
         """Build the feature extractor; override this to use a non-timm backbone.
@@ -149,6 +159,22 @@ class ISRModule(LightningModule):
             return self(images.to(self.device))
         finally:
             self.train(was_training)
+
+    def predict_step(self, batch: Tensor | tuple[Tensor, Any] | list[Any], batch_idx: int) -> Tensor | dict[str, Any]:
+        """Embed a prediction batch (``trainer.predict``; see :mod:`isr_lightning.predict`).
+
+        Args:
+            batch: images ``(B, 3, H, W)``, or ``(images, names)`` as collated from
+                :class:`~isr_lightning.predict.ImageFolderDataset`.
+            batch_idx: index of the batch.
+
+        Returns:
+            ``(B, D)`` embeddings for a tensor batch, else ``{"embeddings": (B, D), "names": names}``.
+        """
+        if isinstance(batch, Tensor):
+            return self(batch)
+        images, names = batch[0], batch[1]
+        return {"embeddings": self(images), "names": list(names)}
 
     def training_step(self, batch: FramePairBatch, batch_idx: int) -> Tensor:
         """Mine pairs between the two frames of every frame pair and return the loss."""

@@ -1,0 +1,262 @@
+"""Checkpoints in: the released ISR weights, isr-lightning checkpoints and plain backbone weights.
+
+The released ISR model (Dou et al., ICCV 2023) is a timm 0.4.12 ``swin_base_patch4_window7_224``
+followed by ``nn.Linear(1024, 512)``, saved as ``{"state_dict": {"model.*": ..., "feat.*": ...}}``.
+timm 0.4.12's Swin applied PatchMerging at the end of stage ``i`` (``layers.i.downsample``);
+current timm applies it at the start of stage ``i + 1`` (``layers.{i+1}.downsample``), with the
+same weight shapes and the same 2x2 token order. timm 0.4.12 also stored the
+``relative_position_index`` and ``attn_mask`` buffers (recomputed by current timm) and a
+1000-class ``head``. :func:`remap_isr_release_state_dict` translates all of that; the pooling
+(token average after the final norm) is what current timm's Swin does with ``num_classes=0``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from isr_lightning.module import ISRModule
+
+__all__ = [
+    "ISR_RELEASE_BACKBONE",
+    "ISR_RELEASE_URL",
+    "load_isr_release",
+    "load_weights",
+    "read_state_dict",
+    "remap_isr_release_state_dict",
+]
+
+ISR_RELEASE_URL = "https://cloud.tsinghua.edu.cn/f/facfc952bee74940b106/?dl=1"
+"""Download link of the released ISR Swin-B weights, from the authors' README."""
+ISR_RELEASE_BACKBONE = "swin_base_patch4_window7_224"
+"""timm name of the released model's backbone (input 224x224, features 1024, embedding 512)."""
+_ISR_RELEASE_FILE_NAME = "isr_swin_base_patch4_window7_224.pth"
+
+# Buffers that timm 0.4.12 saved and current timm recomputes (non-persistent).
+_RECOMPUTED_BUFFERS = ("relative_position_index", "attn_mask")
+_OLD_SWIN_DOWNSAMPLE = re.compile(r"^layers\.(\d+)\.downsample\.")
+
+
+def _is_url(source: str | Path) -> bool:
+    return str(source).startswith(("http://", "https://"))
+
+
+def _download(url: str, file_name: str) -> Path:
+    """Download ``url`` into the torch hub cache once and return the local file."""
+    target = Path(torch.hub.get_dir()) / "checkpoints" / file_name
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, str(target), progress=True)
+        except Exception as error:  # urllib raises URLError, HTTPError, TimeoutError, ...
+            raise RuntimeError(
+                f"could not download weights from {url}: {error}. Without network access, download the"
+                f" file elsewhere and pass its local path (or copy it to {target})."
+            ) from error
+    return target
+
+
+def read_state_dict(source: str | Path) -> dict[str, Tensor]:
+    """Read the tensors of a checkpoint file or URL.
+
+    Accepts Lightning ``.ckpt`` files and ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers,
+    plain state dicts (``.pth``, ``.pt``, ``.bin``) and ``.safetensors``. A leading ``module.``
+    (``DataParallel``) is removed from every key.
+
+    Args:
+        source: local path, or an ``http(s)://`` URL downloaded once into the torch hub cache.
+
+    Returns:
+        The state dict, keys to tensors.
+
+    Raises:
+        FileNotFoundError: ``source`` is not a file.
+        RuntimeError: the URL could not be downloaded, or the file could not be read.
+        ValueError: the file holds no state dict.
+    """
+    if _is_url(source):
+        path = _download(str(source), Path(str(source).split("?")[0]).name or "weights.pth")
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            checkpoint: Any = load_file(str(path))
+        else:
+            # weights_only: tensors and plain containers only; never runs code from the file.
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise RuntimeError(f"could not read weights from {path}: {error}") from error
+    for key in ("state_dict", "model"):
+        if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get(key), Mapping):
+            checkpoint = checkpoint[key]
+            break
+    if not isinstance(checkpoint, Mapping) or not all(isinstance(v, Tensor) for v in checkpoint.values()):
+        raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    return {k.removeprefix("module."): v for k, v in checkpoint.items()}
+
+
+def _clean_backbone_state_dict(state_dict: Mapping[str, Tensor], drop_prefixes: Iterable[str]) -> dict[str, Tensor]:
+    """Drop recomputed buffers and classifier weights; move old-timm Swin downsampling."""
+    drop_prefixes = tuple(drop_prefixes)
+    # timm 0.4.12 Swin: ``layers.0.downsample`` has weights; current timm: never (Identity).
+    old_swin = any(k.startswith("layers.0.downsample.") for k in state_dict)
+    out: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        if key.rsplit(".", 1)[-1] in _RECOMPUTED_BUFFERS or key.startswith(drop_prefixes):
+            continue
+        if key == "absolute_pos_embed":
+            raise ValueError(
+                "the checkpoint has an absolute position embedding (Swin ape=True), which current timm's"
+                " Swin does not support"
+            )
+        if old_swin:
+            key = _OLD_SWIN_DOWNSAMPLE.sub(lambda m: f"layers.{int(m.group(1)) + 1}.downsample.", key)
+        out[key] = value
+    return out
+
+
+def remap_isr_release_state_dict(
+    state_dict: Mapping[str, Tensor],
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Translate the released ISR checkpoint to current timm's backbone and a projection.
+
+    Keys ``model.*`` (timm 0.4.12 Swin) become backbone keys: ``layers.i.downsample.*`` moves to
+    ``layers.{i+1}.downsample.*``, the ``relative_position_index``/``attn_mask`` buffers and the
+    1000-class ``head.*`` are dropped. Keys ``feat.*`` (``Linear(1024, D)``) become the
+    projection's ``weight``/``bias``. New-layout Swin weights pass through unchanged.
+
+    Args:
+        state_dict: ``checkpoint["state_dict"]`` of the release (a ``module.`` prefix is allowed).
+
+    Returns:
+        ``(backbone_state_dict, projection_state_dict)``, for ``ISRModule.backbone`` (timm model
+        with ``num_classes=0``) and ``ISRModule.projection``.
+
+    Raises:
+        ValueError: keys other than ``model.*``/``feat.*``, no ``feat.weight``, or an absolute
+            position embedding.
+    """
+    state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    other = sorted(k for k in state_dict if not k.startswith(("model.", "feat.")))
+    if other or "feat.weight" not in state_dict:
+        raise ValueError(
+            "not an ISR release state dict (expected keys model.* and feat.weight/feat.bias);"
+            f" unexpected keys: {other[:5]}"
+        )
+    backbone = {k.removeprefix("model."): v for k, v in state_dict.items() if k.startswith("model.")}
+    projection = {k.removeprefix("feat."): v for k, v in state_dict.items() if k.startswith("feat.")}
+    return _clean_backbone_state_dict(backbone, drop_prefixes=("head.",)), projection
+
+
+def _load_exactly(target: nn.Module, state_dict: Mapping[str, Tensor], what: str, source: str | Path) -> None:
+    """``load_state_dict(strict=True)`` with an error naming the file and a few bad keys."""
+    expected = set(target.state_dict())
+    missing = sorted(expected - set(state_dict))
+    unexpected = sorted(set(state_dict) - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"{source}: the weights do not match the {what}: {len(missing)} missing keys, e.g. {missing[:5]};"
+            f" {len(unexpected)} unexpected keys, e.g. {unexpected[:5]}"
+        )
+    try:
+        target.load_state_dict(state_dict, strict=True)
+    except RuntimeError as error:  # shape mismatches
+        raise ValueError(f"{source}: the weights do not fit the {what}: {error}") from error
+
+
+def _classifier_prefixes(backbone: nn.Module) -> tuple[str, ...]:
+    """Prefixes of the classifier weights that a ``num_classes=0`` timm model no longer has."""
+    names = getattr(backbone, "pretrained_cfg", {}).get("classifier") or ("head", "fc", "classifier")
+    names = (names,) if isinstance(names, str) else tuple(names)
+    prefixes = {f"{n}." for n in names} | {f"{n.split('.')[0]}." for n in names}
+    # Keep what the model has (e.g. a ``head.norm`` that survives ``num_classes=0``).
+    return tuple(p for p in prefixes if not any(k.startswith(p) for k in backbone.state_dict()))
+
+
+def load_weights(module: ISRModule, source: str | Path) -> str:
+    """Load weights into an existing :class:`~isr_lightning.module.ISRModule`, in place.
+
+    The kind of file is read from its keys:
+
+    - ``isr-lightning``: an ISRModule checkpoint (``backbone.*``, ``projection.*``): loaded whole.
+    - ``isr-release``: the released ISR checkpoint (``model.*``, ``feat.*``): remapped with
+      :func:`remap_isr_release_state_dict` into backbone and projection.
+    - ``backbone``: anything else is a backbone state dict (e.g. a timm checkpoint; classifier
+      weights are dropped); the projection keeps its initialisation.
+
+    Args:
+        module: the model to fill; its architecture must match the weights.
+        source: local file or ``http(s)://`` URL (see :func:`read_state_dict`).
+
+    Returns:
+        The kind of file that was loaded: ``isr-lightning``, ``isr-release`` or ``backbone``.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist.
+        ValueError: the weights do not match the model; the message names the file and a few
+            missing and unexpected keys.
+    """
+    state_dict = read_state_dict(source)
+    if any(k.startswith(("backbone.", "projection.")) for k in state_dict):
+        _load_exactly(module, state_dict, "ISRModule", source)
+        return "isr-lightning"
+    if "feat.weight" in state_dict and any(k.startswith("model.") for k in state_dict):
+        backbone, projection = remap_isr_release_state_dict(state_dict)
+        _load_exactly(module.backbone, backbone, f"backbone ({module.hparams.get('backbone')})", source)
+        _load_exactly(module.projection, projection, "projection", source)
+        return "isr-release"
+    backbone = _clean_backbone_state_dict(state_dict, drop_prefixes=_classifier_prefixes(module.backbone))
+    _load_exactly(module.backbone, backbone, f"backbone ({module.hparams.get('backbone')})", source)
+    return "backbone"
+
+
+def load_isr_release(
+    source: str | Path = ISR_RELEASE_URL,
+    *,
+    backbone: str = ISR_RELEASE_BACKBONE,
+    image_size: tuple[int, int] = (224, 224),
+    **kwargs: Any,
+) -> ISRModule:
+    """Build an :class:`~isr_lightning.module.ISRModule` holding the released ISR weights.
+
+    The embeddings equal the release's ``F.normalize(feat(model.forward_features(x)))`` under
+    timm 0.4.12, for images resized to 224x224 and normalised with ImageNet mean/std.
+
+    Args:
+        source: the released ``swin_base_patch4_window7_224.pth`` (local path), or a URL; by
+            default the authors' link, downloaded once into the torch hub cache.
+        backbone: timm model name of the backbone.
+        image_size: ``(height, width)`` of the inputs.
+        **kwargs: other :class:`~isr_lightning.module.ISRModule` arguments (``backbone_kwargs``,
+            ``pair_miner``... for fine-tuning); ``embed_dim`` is read from the file.
+
+    Returns:
+        The model, in training mode like any new module (``embed`` switches to eval).
+
+    Raises:
+        RuntimeError: the weights could not be downloaded or read.
+        ValueError: the file is not an ISR release, or does not match ``backbone``.
+    """
+    from isr_lightning.module import ISRModule
+
+    if _is_url(source) and str(source) == ISR_RELEASE_URL:
+        source = _download(ISR_RELEASE_URL, _ISR_RELEASE_FILE_NAME)
+    state_dict = read_state_dict(source)
+    if "feat.weight" not in state_dict:
+        raise ValueError(f"{source} is not an ISR release checkpoint (no feat.weight)")
+    embed_dim = int(state_dict["feat.weight"].shape[0])
+    module = ISRModule(backbone=backbone, pretrained=False, embed_dim=embed_dim, image_size=image_size, **kwargs)
+    backbone_sd, projection_sd = remap_isr_release_state_dict(state_dict)
+    _load_exactly(module.backbone, backbone_sd, f"backbone ({backbone})", source)
+    _load_exactly(module.projection, projection_sd, "projection", source)
+    return module

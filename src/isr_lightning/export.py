@@ -1,0 +1,183 @@
+"""Checkpoints out: TorchScript and ONNX embedding models, and the ``isr-lightning export`` command.
+
+The exported model maps normalised images ``images (B, 3, H, W)`` to L2-normalised
+``embeddings (B, D)`` (backbone -> projection -> L2 normalisation, in eval mode), with a
+dynamic batch axis. Resizing and mean/std normalisation stay outside; read them from
+``ISRModule.data_config`` (printed by the command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from isr_lightning.module import ISRModule
+
+__all__ = ["EmbeddingModel", "export_main", "export_onnx", "export_torchscript", "run_exported"]
+
+DEFAULT_OPSET = 17
+EXPORT_HELP = "export a checkpoint to TorchScript or ONNX (images -> L2-normalised embeddings)"
+
+
+class EmbeddingModel(nn.Module):
+    """The inference path of an :class:`~isr_lightning.module.ISRModule` as a plain module.
+
+    Args:
+        backbone: images ``(B, 3, H, W)`` -> pooled features ``(B, F)``.
+        projection: ``(B, F)`` -> ``(B, D)``.
+    """
+
+    def __init__(self, backbone: nn.Module, projection: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection = projection
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Embed ``(B, 3, H, W)`` normalised images into ``(B, D)`` L2-normalised embeddings."""
+        return F.normalize(self.projection(self.backbone(images)), dim=-1)
+
+
+def _embedding_model(model: ISRModule | nn.Module) -> nn.Module:
+    """A CPU eval-mode copy, so that exporting leaves the caller's module (device, mode) as it was."""
+    if isinstance(model, ISRModule):
+        model = EmbeddingModel(model.backbone, model.projection)
+    return copy.deepcopy(model).eval().cpu()
+
+
+def _example(model: ISRModule | nn.Module, input_size: tuple[int, int] | None, batch_size: int = 2) -> Tensor:
+    if input_size is None:
+        if not isinstance(model, ISRModule):
+            raise ValueError("input_size is required unless model is an ISRModule")
+        input_size = model.image_size
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(batch_size, 3, *input_size, generator=generator)
+
+
+def export_torchscript(
+    model: ISRModule | nn.Module, path: str | Path, input_size: tuple[int, int] | None = None
+) -> Path:
+    """Trace the embedding model to a TorchScript file (``torch.jit.load`` reads it back).
+
+    Args:
+        model: an ISRModule (its backbone and projection are exported, in eval mode, on CPU) or
+            any module ``(B, 3, H, W) -> (B, D)``.
+        path: output file, e.g. ``model.pt``.
+        input_size: ``(H, W)`` of the inputs; ``model.image_size`` by default.
+
+    Returns:
+        ``path``. The file accepts any batch size at ``input_size``.
+    """
+    example = _example(model, input_size)
+    net = _embedding_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about python ints and jit deprecation
+        traced = torch.jit.trace(net, example, check_trace=False)
+    traced.save(str(path))
+    return path
+
+
+def export_onnx(
+    model: ISRModule | nn.Module,
+    path: str | Path,
+    input_size: tuple[int, int] | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export the embedding model to ONNX: input ``images``, output ``embeddings``, dynamic batch.
+
+    Uses the TorchScript-based exporter (``dynamo=False``), which needs no ``onnxscript``.
+
+    Args:
+        model: an ISRModule or any module ``(B, 3, H, W) -> (B, D)``.
+        path: output file, e.g. ``model.onnx``.
+        input_size: ``(H, W)`` of the inputs; ``model.image_size`` by default.
+        opset: ONNX opset version.
+
+    Returns:
+        ``path``; weights are stored inside the file.
+    """
+    example = _example(model, input_size)
+    net = _embedding_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net,
+            (example,),
+            str(path),
+            input_names=["images"],
+            output_names=["embeddings"],
+            dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+            do_constant_folding=True,
+        )
+    return path
+
+
+def run_exported(path: str | Path, images: Tensor) -> Tensor:
+    """Run an exported file on CPU (TorchScript by ``torch.jit.load``, ONNX by onnxruntime).
+
+    Args:
+        path: a ``.onnx`` file, or any other suffix for TorchScript.
+        images: ``(B, 3, H, W)`` normalised images.
+
+    Returns:
+        ``(B, D)`` embeddings.
+    """
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (output,) = session.run(["embeddings"], {"images": images.cpu().numpy().astype(np.float32)})
+        return torch.from_numpy(output)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return scripted(images.cpu())
+
+
+def export_main(argv: list[str]) -> int:
+    """``isr-lightning export``: write a TorchScript or ONNX embedding model from a checkpoint.
+
+    Args:
+        argv: command-line arguments (see ``isr-lightning export --help``).
+
+    Returns:
+        0 on success, 1 when the exported model disagrees with the module beyond ``--atol``.
+    """
+    parser = argparse.ArgumentParser(prog="isr-lightning export", description=EXPORT_HELP)
+    parser.add_argument("--ckpt", required=True, help="isr-lightning checkpoint (.ckpt)")
+    parser.add_argument("--format", choices=("torchscript", "onnx"), required=True)
+    parser.add_argument("--out", required=True, help="output file (.pt for TorchScript, .onnx for ONNX)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default %(default)s)")
+    parser.add_argument("--atol", type=float, default=1e-4, help="largest accepted difference (default %(default)s)")
+    args = parser.parse_args(argv)
+    if (args.format == "onnx") != (Path(args.out).suffix == ".onnx"):
+        parser.error("--out must end with .onnx exactly when --format is onnx")
+
+    model = ISRModule.load_from_checkpoint(args.ckpt, map_location="cpu").eval()
+    config = model.data_config
+    size = tuple(config["input_size"][1:])
+    if args.format == "onnx":
+        out = export_onnx(model, args.out, input_size=size, opset=args.opset)
+    else:
+        out = export_torchscript(model, args.out, input_size=size)
+    images = torch.randn(3, 3, *size, generator=torch.Generator().manual_seed(1))
+    expected = model.embed(images).cpu()
+    difference = float((run_exported(out, images) - expected).abs().max())
+    print(f"wrote {out} ({args.format}): images (B, 3, {size[0]}, {size[1]}) -> embeddings (B, {expected.shape[1]})")
+    print(f"preprocessing: resize to {size}, mean {config['mean']}, std {config['std']}")
+    print(f"max abs difference to the module on a random batch of 3: {difference:.3g}")
+    return 0 if difference <= args.atol else 1

@@ -1,0 +1,221 @@
+"""Embed an image folder with ``trainer.predict`` and write the embeddings with their file names.
+
+Command line (LightningCLI ``predict``; the input size and normalisation come from the model)::
+
+    isr-lightning predict --model.backbone swin_base_patch4_window7_224 --model.image_size [224,224] \
+        --model.weights swin_base_patch4_window7_224.pth \
+        --data isr_lightning.predict.ImageFolderDataModule --data.root crops/ \
+        --trainer.callbacks isr_lightning.predict.EmbeddingWriter --trainer.callbacks.output_path crops.npz \
+        --trainer.logger false --return_predictions false
+
+Python::
+
+    model = ISRModule.load_from_checkpoint("model.ckpt")
+    loader = DataLoader(ImageFolderDataset("crops/", model.data_config), batch_size=64)
+    Trainer(callbacks=[EmbeddingWriter("crops.npz")], logger=False).predict(model, loader, return_predictions=False)
+    data = np.load("crops.npz")  # data["embeddings"] (N, D) float32, data["names"] (N,) str
+
+Under DDP every rank embeds its share of the files; the writer gathers them on rank 0, drops the
+samples that the distributed sampler repeated to even out the ranks, and writes one file in
+dataset order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch.distributed as dist
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["IMAGE_EXTENSIONS", "EmbeddingWriter", "ImageFolderDataModule", "ImageFolderDataset", "image_transform"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def image_transform(data_config: dict[str, Any]) -> Callable[[Image.Image], Tensor]:
+    """Resize to ``input_size`` (bicubic) and normalise with ``mean``/``std``, without augmentation.
+
+    Args:
+        data_config: ``{"input_size": (3, H, W), "mean": (3,), "std": (3,)}``, e.g.
+            ``ISRModule.data_config``.
+
+    Returns:
+        A function from a PIL image to a ``(3, H, W)`` float tensor.
+    """
+    from torchvision import transforms
+
+    _, height, width = data_config["input_size"]
+    return transforms.Compose(
+        [
+            transforms.Resize((height, width), interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.ToTensor(),
+            transforms.Normalize(data_config["mean"], data_config["std"]),
+        ]
+    )
+
+
+class ImageFolderDataset(Dataset):
+    """The images under a folder (recursively, sorted by path), with their relative paths.
+
+    Args:
+        root: folder to search.
+        data_config: input size and normalisation, e.g. ``ISRModule.data_config``.
+        extensions: file suffixes to include (case-insensitive).
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder, or holds no image.
+    """
+
+    def __init__(
+        self, root: str | Path, data_config: dict[str, Any], extensions: Sequence[str] = IMAGE_EXTENSIONS
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"image folder not found: {self.root}")
+        suffixes = {e.lower() for e in extensions}
+        self.paths = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        if not self.paths:
+            raise FileNotFoundError(f"no image ({', '.join(sorted(suffixes))}) under {self.root}")
+        self.transform = image_transform(data_config)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, str]:
+        """Return the ``(3, H, W)`` normalised image and its path relative to ``root`` (posix)."""
+        path = self.paths[index]
+        with Image.open(path) as image:
+            tensor = self.transform(image.convert("RGB"))
+        return tensor, path.relative_to(self.root).as_posix()
+
+
+class ImageFolderDataModule(LightningDataModule):
+    """Predict-only data: an :class:`ImageFolderDataset` prepared with the model's ``data_config``.
+
+    Args:
+        root: image folder (searched recursively).
+        batch_size: images per batch.
+        num_workers: dataloader worker processes.
+        extensions: file suffixes to include.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.extensions = tuple(extensions)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Images in path order, resized and normalised as the model expects."""
+        data_config = self.trainer.lightning_module.data_config
+        dataset = ImageFolderDataset(self.root, data_config, self.extensions)
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=False)
+
+
+class EmbeddingWriter(BasePredictionWriter):
+    """Write the embeddings of ``trainer.predict`` to ``.npz`` (or ``.npy``) with their names.
+
+    ``.npz``: arrays ``embeddings`` ``(N, D)`` float32 and ``names`` ``(N,)`` str.
+    ``.npy``: the ``(N, D)`` float32 array, and the names one per line in ``<stem>.names.txt``.
+    Rows are in dataset order. Names come from ``predict_step``'s ``{"embeddings", "names"}``
+    output (e.g. an :class:`ImageFolderDataset`); a plain tensor output is named by its dataset
+    index. With several predict dataloaders, dataloader ``k > 0`` goes to ``<stem>_<k><suffix>``.
+
+    Args:
+        output_path: file to write; its suffix (``.npz`` or ``.npy``) picks the format.
+
+    Raises:
+        ValueError: ``output_path`` ends with neither ``.npz`` nor ``.npy``.
+    """
+
+    def __init__(self, output_path: str | Path) -> None:
+        super().__init__(write_interval="batch")
+        self.output_path = Path(output_path)
+        if self.output_path.suffix not in (".npz", ".npy"):
+            raise ValueError(f"output_path must end with .npz or .npy, got {self.output_path}")
+        self._parts: dict[int, list[tuple[list[int], np.ndarray, list[str] | None]]] = {}
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Forget the rows of a previous ``predict`` call."""
+        self._parts = {}
+
+    def write_on_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Keep one batch's embeddings, names and dataset indices (in memory, on CPU)."""
+        names = None
+        if isinstance(prediction, dict):
+            embeddings, names = prediction["embeddings"], [str(n) for n in prediction["names"]]
+        else:
+            embeddings = prediction
+        embeddings = embeddings.detach().float().cpu().numpy()
+        if batch_indices is None:  # no sampler (iterable dataset): arrival order, unique across ranks
+            start = sum(len(i) for i, _, _ in self._parts.get(dataloader_idx, []))
+            rank, world = trainer.global_rank, trainer.world_size
+            batch_indices = [rank + world * i for i in range(start, start + len(embeddings))]
+        self._parts.setdefault(dataloader_idx, []).append((list(batch_indices), embeddings, names))
+
+    def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Gather every rank's rows on rank 0 and write one file per dataloader."""
+        local = {k: self._concat(parts) for k, parts in self._parts.items()}
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            gathered: list[Any] = [None] * dist.get_world_size() if dist.get_rank() == 0 else []
+            dist.gather_object(local, gathered if dist.get_rank() == 0 else None, dst=0)
+        else:
+            gathered = [local]
+        if trainer.global_rank == 0:
+            keys = sorted({k for part in gathered for k in part})
+            for key in keys:
+                parts = [part[key] for part in gathered if key in part]
+                self._write(key, *self._merge(parts), single=len(keys) == 1)
+        self._parts = {}
+
+    @staticmethod
+    def _concat(
+        parts: list[tuple[list[int], np.ndarray, list[str] | None]],
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        indices = np.array([i for idx, _, _ in parts for i in idx], dtype=np.int64)
+        embeddings = np.concatenate([e for _, e, _ in parts])
+        names = [n for idx, _, ns in parts for n in (ns if ns is not None else [str(i) for i in idx])]
+        return indices, embeddings, names
+
+    @staticmethod
+    def _merge(parts: list[tuple[np.ndarray, np.ndarray, list[str]]]) -> tuple[np.ndarray, np.ndarray]:
+        indices = np.concatenate([p[0] for p in parts])
+        embeddings = np.concatenate([p[1] for p in parts]).astype(np.float32, copy=False)
+        names = np.array([n for p in parts for n in p[2]], dtype=str)
+        # Sort by dataset index and keep the first of the samples repeated by DistributedSampler.
+        _, first = np.unique(indices, return_index=True)
+        return embeddings[first], names[first]
+
+    def _write(self, dataloader_idx: int, embeddings: np.ndarray, names: np.ndarray, single: bool) -> None:
+        path = self.output_path
+        if not single and dataloader_idx > 0:
+            path = path.with_name(f"{path.stem}_{dataloader_idx}{path.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".npz":
+            np.savez(path, embeddings=embeddings, names=names)
+        else:
+            np.save(path, embeddings)
+            path.with_suffix(".names.txt").write_text("".join(f"{n}\n" for n in names))

@@ -1,0 +1,71 @@
+"""Starting weights: isr-lightning checkpoints, backbone state dicts, timm local weight files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from isr_lightning import ISRModule
+from isr_lightning.checkpoints import load_weights
+
+from .conftest import TINY_VIT
+
+
+def _random_timm_vit() -> torch.nn.Module:
+    torch.manual_seed(1)
+    model = timm.create_model("test_vit", pretrained=False, img_size=(32, 16), patch_size=8)  # with its head
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def _assert_backbone_equal(module: ISRModule, source: torch.nn.Module) -> None:
+    expected = source.state_dict()
+    got = module.backbone.state_dict()
+    assert got.keys() <= expected.keys()
+    for key, value in got.items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0, msg=key)
+
+
+def test_timm_local_weights_file_via_pretrained_cfg_overlay(tmp_path: Path) -> None:
+    source = _random_timm_vit()
+    save_file(source.state_dict(), tmp_path / "vit.safetensors")
+    kwargs = {**TINY_VIT["backbone_kwargs"], "pretrained_cfg_overlay": {"file": str(tmp_path / "vit.safetensors")}}
+    module = ISRModule(backbone="test_vit", pretrained=True, backbone_kwargs=kwargs, image_size=(32, 16))
+    _assert_backbone_equal(module, source)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_weights_argument_with_a_backbone_state_dict(tmp_path: Path, suffix: str) -> None:
+    source = _random_timm_vit()
+    path = tmp_path / f"vit{suffix}"
+    torch.save(source.state_dict(), path) if suffix == ".pth" else save_file(source.state_dict(), path)
+    module = ISRModule(**TINY_VIT, weights=str(path))  # the classifier head in the file is dropped
+    _assert_backbone_equal(module, source)
+    assert load_weights(ISRModule(**TINY_VIT), path) == "backbone"
+
+
+def test_weights_argument_with_an_isr_lightning_checkpoint(trained_ckpt: Path, tmp_path: Path) -> None:
+    trained = ISRModule.load_from_checkpoint(trained_ckpt)
+    module = ISRModule(**TINY_VIT, embed_dim=16, weights=str(trained_ckpt), temperature=0.05)
+    x = torch.randn(2, 3, 32, 16)
+    torch.testing.assert_close(module.embed(x), trained.embed(x), rtol=0, atol=0)
+    assert "weights" not in module.hparams  # so load_from_checkpoint never needs the file again
+
+
+def test_weights_that_do_not_match_name_the_file_and_keys(trained_ckpt: Path) -> None:
+    with pytest.raises(ValueError, match=re.escape(str(trained_ckpt))) as error:
+        ISRModule(**TINY_VIT, embed_dim=32, weights=str(trained_ckpt))  # projection of another size
+    assert "ISRModule" in str(error.value)
+    resnet = timm.create_model("resnet10t", pretrained=False)
+    path = trained_ckpt.parent / "resnet.pth"
+    torch.save(resnet.state_dict(), path)
+    with pytest.raises(ValueError, match=r"resnet\.pth.*missing keys, e\.g\. \['blocks") as error:
+        ISRModule(**TINY_VIT, weights=str(path))
+    assert "unexpected keys, e.g. ['bn1" in str(error.value)
