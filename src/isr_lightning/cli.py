@@ -15,6 +15,11 @@ from collections.abc import Callable, Sequence
 # returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("isr_lightning.demo:main", "train ISR on CPU and show what it learned"),
+    "evaluate": ("isr_lightning.evaluation.commands:evaluate_main", "evaluate a checkpoint on a ReID benchmark (JSON)"),
+    "evaluate-features": (
+        "isr_lightning.evaluation.commands:evaluate_features_main",
+        "evaluate exported features from an .npz (JSON)",
+    ),
     "export": ("isr_lightning.export:export_main", "export a checkpoint to TorchScript or ONNX"),
     "synth": ("isr_lightning.synth.commands:synth_main", "render synthetic street videos or a ReID benchmark"),
 }

@@ -1,0 +1,90 @@
+"""ReID evaluation: exact protocol, chunked and memory-bounded, FAISS-backed, for Lightning.
+
+Public API (imported lazily, so ``evaluate_reid`` does not pull in Lightning):
+
+* :func:`evaluate_reid` / :class:`ReIDResult`: evaluate query and gallery features.
+* :class:`ReIDMetric`: the same as a DDP-correct :class:`torchmetrics.Metric`.
+* :class:`ReIDEvaluationCallback`: evaluate during ``validate``/``fit`` and log the results.
+* :func:`load_reid_dataset` (Market-1501, MSMT17, CUHK03-NP, Market-layout folders),
+  :class:`ReIDImageDataset`, :func:`eval_transform`.
+* :mod:`~isr_lightning.evaluation.functional`: the per-block math.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "ReIDEvaluationCallback": "callback",
+    "DATASETS": "datasets",
+    "ReIDImageDataset": "datasets",
+    "ReIDItem": "datasets",
+    "ReIDSplit": "datasets",
+    "eval_transform": "datasets",
+    "load_cuhk03_np": "datasets",
+    "load_market1501": "datasets",
+    "load_market_layout": "datasets",
+    "load_msmt17": "datasets",
+    "load_reid_dataset": "datasets",
+    "ReIDResult": "engine",
+    "evaluate_reid": "engine",
+    "ReIDMetric": "metric",
+    "build_faiss_index": "search",
+    "faiss_gpu_available": "search",
+    "ranked_lists": "visualize",
+    "render_ranked_lists": "visualize",
+}
+
+__all__ = [
+    "DATASETS",
+    "ReIDEvaluationCallback",
+    "ReIDImageDataset",
+    "ReIDItem",
+    "ReIDMetric",
+    "ReIDResult",
+    "ReIDSplit",
+    "build_faiss_index",
+    "eval_transform",
+    "evaluate_reid",
+    "faiss_gpu_available",
+    "load_cuhk03_np",
+    "load_market1501",
+    "load_market_layout",
+    "load_msmt17",
+    "load_reid_dataset",
+    "ranked_lists",
+    "render_ranked_lists",
+]
+
+if TYPE_CHECKING:
+    from isr_lightning.evaluation.callback import ReIDEvaluationCallback
+    from isr_lightning.evaluation.datasets import (
+        DATASETS,
+        ReIDImageDataset,
+        ReIDItem,
+        ReIDSplit,
+        eval_transform,
+        load_cuhk03_np,
+        load_market1501,
+        load_market_layout,
+        load_msmt17,
+        load_reid_dataset,
+    )
+    from isr_lightning.evaluation.engine import ReIDResult, evaluate_reid
+    from isr_lightning.evaluation.metric import ReIDMetric
+    from isr_lightning.evaluation.search import build_faiss_index, faiss_gpu_available
+    from isr_lightning.evaluation.visualize import ranked_lists, render_ranked_lists
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"isr_lightning.evaluation.{_EXPORTS[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'isr_lightning.evaluation' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

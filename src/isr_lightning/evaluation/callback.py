@@ -1,0 +1,255 @@
+"""Lightning callback: ReID evaluation on query and gallery sets during ``validate``/``fit``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.model_helpers import is_overridden
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from isr_lightning.evaluation.functional import DistanceMetric
+from isr_lightning.evaluation.metric import ReIDMetric
+from isr_lightning.evaluation.search import Backend
+from isr_lightning.evaluation.visualize import ranked_lists, render_ranked_lists
+
+__all__ = ["ReIDEvaluationCallback", "embed_batch", "split_batch"]
+
+
+def split_batch(batch: Any) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """``(images, pids, camids, indexes or None)`` from a dict or tuple batch.
+
+    Dict batches use the keys ``image``, ``pid``, ``camid`` and optionally ``index`` (what
+    :class:`~isr_lightning.evaluation.ReIDImageDataset` yields); tuples are
+    ``(images, pids, camids[, indexes])``.
+    """
+    if isinstance(batch, dict):
+        return batch["image"], batch["pid"], batch["camid"], batch.get("index")
+    if isinstance(batch, (tuple, list)) and len(batch) in (3, 4):
+        return batch[0], batch[1], batch[2], (batch[3] if len(batch) == 4 else None)
+    raise TypeError(
+        "ReID batches must be dicts with keys image, pid, camid[, index] or tuples "
+        f"(images, pids, camids[, indexes]); got {type(batch).__name__}"
+    )
+
+
+@torch.no_grad()
+def embed_batch(model: Any, images: Tensor, flip: bool = False) -> Tensor:
+    """Embeddings of a batch, optionally averaged with the horizontally flipped images.
+
+    Args:
+        model: any object with ``embed(images (B, 3, H, W)) -> (B, D)``.
+        images: ``(B, 3, H, W)`` normalised images.
+        flip: add the embedding of the flipped images (test-time flip averaging); the mean is
+            returned (renormalised by the cosine metric downstream).
+
+    Returns:
+        ``(B, D)`` float embeddings.
+    """
+    emb = model.embed(images).float()
+    if flip:
+        emb = (emb + model.embed(torch.flip(images, dims=[3])).float()) / 2
+    return emb
+
+
+class ReIDEvaluationCallback(pl.Callback):
+    """Evaluate CMC/mAP/mINP on a query and a gallery set at the end of each validation.
+
+    Contract with the LightningModule: it only needs ``embed(images) -> (B, D)`` (no grad, eval
+    mode handled inside ``embed``) and, for the ranked-list picture from normalised tensors,
+    ``data_config`` with ``mean`` and ``std``. :class:`isr_lightning.module.ISRModule` provides
+    both, and so can any module.
+
+    Runs in ``on_validation_epoch_end`` (``trainer.validate`` and every validation of
+    ``trainer.fit``; skipped during the sanity check), or at the end of each training epoch
+    when the module has no validation. Under DDP each rank embeds its share (datasets are
+    wrapped in a ``DistributedSampler``; padding duplicates are removed by sample index) and
+    every rank gets the same numbers.
+
+    Logged: ``{prefix}rank1``, ``rank5``, ``rank10`` (and ``rank{max_rank}``), ``mAP``,
+    ``mINP``. The ranked-list picture goes to a ``WandbLogger`` as an image, otherwise to a PNG
+    file under the logger's folder (``reid_ranked_lists/``).
+
+    Args:
+        query: query ``Dataset`` (samples as :func:`split_batch` reads them) or ``DataLoader``.
+        gallery: gallery ``Dataset`` or ``DataLoader``.
+        metric: ``"cosine"`` or ``"euclidean"``.
+        max_rank: length of the CMC curve.
+        flip: test-time flip averaging.
+        batch_size: batch size of the loaders built for datasets.
+        num_workers: workers of the loaders built for datasets.
+        every_n_epochs: evaluate every ``n`` epochs during ``fit``.
+        prefix: prefix of the logged names.
+        num_plot_queries: queries in the ranked-list picture (0 disables it).
+        plot_topk: gallery images per query in the picture.
+        chunk_size: query rows per block in the metric.
+        backend: ``"torch"`` or ``"faiss"``.
+    """
+
+    def __init__(
+        self,
+        query: Dataset | DataLoader,
+        gallery: Dataset | DataLoader,
+        metric: DistanceMetric = "cosine",
+        max_rank: int = 10,
+        flip: bool = False,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        every_n_epochs: int = 1,
+        prefix: str = "reid/",
+        num_plot_queries: int = 4,
+        plot_topk: int = 10,
+        chunk_size: int = 512,
+        backend: Backend = "torch",
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.query = query
+        self.gallery = gallery
+        self.flip = flip
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.every_n_epochs = every_n_epochs
+        self.prefix = prefix
+        self.num_plot_queries = num_plot_queries
+        self.plot_topk = plot_topk
+        self.metric = ReIDMetric(metric=metric, max_rank=max_rank, chunk_size=chunk_size, backend=backend)
+        self.metric.keep_features = num_plot_queries > 0
+        self.last_metrics: dict[str, float] = {}
+        self.last_picture_path: str | None = None
+
+    # -- hooks ---------------------------------------------------------------------------
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+        if trainer.sanity_checking:
+            return
+        if trainer.state.fn == "fit" and (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        self.evaluate(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+        validation_runs = is_overridden("validation_step", pl_module) and trainer.limit_val_batches != 0
+        if validation_runs or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        self.evaluate(trainer, pl_module)
+
+    # -- work ----------------------------------------------------------------------------
+    def _loader(self, data: Dataset | DataLoader, trainer: pl.Trainer) -> DataLoader:
+        if isinstance(data, DataLoader):
+            return data
+        sampler = None
+        if trainer.world_size > 1:
+            sampler = DistributedSampler(data, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
+        return DataLoader(
+            data, batch_size=self.batch_size, sampler=sampler, shuffle=False, num_workers=self.num_workers
+        )
+
+    def _embed_into_metric(self, loader: Iterable[Any], pl_module: pl.LightningModule, is_query: bool) -> None:
+        for batch in loader:
+            images, pids, camids, indexes = split_batch(batch)
+            emb = embed_batch(pl_module, images.to(pl_module.device), self.flip)
+            self.metric.update(
+                emb,
+                pids.to(emb.device),
+                camids.to(emb.device),
+                is_query,
+                None if indexes is None else indexes.to(emb.device),
+            )
+
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        """Embed query and gallery, compute and log the metrics (and the picture on rank 0).
+
+        Returns:
+            The logged metrics (without prefix).
+        """
+        self.metric = self.metric.to(pl_module.device)
+        self.metric.reset()
+        was_training = pl_module.training
+        try:
+            self._embed_into_metric(self._loader(self.query, trainer), pl_module, True)
+            self._embed_into_metric(self._loader(self.gallery, trainer), pl_module, False)
+        finally:
+            pl_module.train(was_training)
+        values = self.metric.compute()
+        logged = {k: float(v) for k, v in values.items() if not k.startswith("n_")}
+        for name, value in logged.items():
+            pl_module.log(f"{self.prefix}{name}", value, sync_dist=False, rank_zero_only=False)
+        self.last_metrics = logged
+        if self.num_plot_queries > 0 and trainer.is_global_zero:
+            try:
+                self._log_picture(trainer, pl_module)
+            except Exception as err:  # a picture must never break training
+                rank_zero_info(f"ReIDEvaluationCallback: ranked-list picture skipped ({err})")
+        self.metric.reset()
+        return logged
+
+    def _image(self, data: Dataset | DataLoader, index: int, pl_module: pl.LightningModule) -> Image.Image:
+        dataset = data.dataset if isinstance(data, DataLoader) else data
+        if hasattr(dataset, "load_image"):
+            return dataset.load_image(index)
+        image, _, _, _ = split_batch(_collate_one(dataset[index]))
+        img = image[0].float().cpu()
+        cfg = getattr(pl_module, "data_config", None) or {}
+        if "mean" in cfg and "std" in cfg:
+            img = img * torch.tensor(cfg["std"]).view(3, 1, 1) + torch.tensor(cfg["mean"]).view(3, 1, 1)
+        arr = (img.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        return Image.fromarray(arr)
+
+    def _log_picture(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        kept = self.metric.kept_features
+        if kept is None:
+            return
+        emb, pids, cams, flag, idx = kept
+        q, g = flag, ~flag
+        if bool((idx < 0).any()):
+            return  # without sample indices the images cannot be found
+        nq = int(q.sum())
+        pick = torch.linspace(0, nq - 1, steps=min(self.num_plot_queries, nq)).round().long()
+        qsel = q.nonzero().squeeze(1)[pick]
+        order, correct = ranked_lists(
+            emb[qsel],
+            emb[g],
+            pids[qsel],
+            pids[g],
+            cams[qsel],
+            cams[g],
+            topk=self.plot_topk,
+            metric=self.metric.metric,
+        )
+        g_idx = idx[g]
+        q_imgs = [self._image(self.query, int(idx[i]), pl_module) for i in qsel]
+        g_imgs = [
+            [self._image(self.gallery, int(g_idx[j]), pl_module) if j >= 0 else None for j in row]
+            for row in order.tolist()
+        ]
+        picture = render_ranked_lists(q_imgs, g_imgs, correct.tolist())
+        key = f"{self.prefix}ranked_list"
+        wrote_png = False
+        loggers = trainer.loggers or [None]
+        for logger in loggers:
+            if logger is not None and type(logger).__name__ == "WandbLogger":
+                logger.log_image(key=key, images=[picture], step=trainer.global_step)
+            elif not wrote_png:
+                root = (
+                    logger.log_dir
+                    if logger is not None and getattr(logger, "log_dir", None)
+                    else trainer.default_root_dir
+                )
+                folder = Path(root) / "reid_ranked_lists"
+                os.makedirs(folder, exist_ok=True)
+                path = folder / f"epoch{trainer.current_epoch}_step{trainer.global_step}.png"
+                picture.save(path)
+                self.last_picture_path = str(path)
+                wrote_png = True
+
+
+def _collate_one(sample: Any) -> Any:
+    from torch.utils.data import default_collate
+
+    return default_collate([sample])

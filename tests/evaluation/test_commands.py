@@ -1,0 +1,162 @@
+"""``evaluate-features`` and ``evaluate`` commands: JSON output and bad-input errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from isr_lightning.evaluation import evaluate_reid
+from isr_lightning.evaluation.commands import evaluate_features_main, evaluate_main
+from tests.evaluation.helpers import TinyReID, make_colored_market
+from tests.evaluation.reference import distance_matrix, reference_eval
+
+
+def _npz(path, rng, drop=None):
+    n_ids = 10
+    arrays = {
+        "query_pids": rng.integers(0, n_ids, 30),
+        "gallery_pids": rng.integers(0, n_ids, 120),
+        "query_camids": rng.integers(0, 3, 30),
+        "gallery_camids": rng.integers(0, 3, 120),
+    }
+    centers = rng.normal(size=(n_ids, 12))
+    arrays["query_feats"] = (centers[arrays["query_pids"]] + rng.normal(size=(30, 12))).astype(np.float32)
+    arrays["gallery_feats"] = (centers[arrays["gallery_pids"]] + rng.normal(size=(120, 12))).astype(np.float32)
+    if drop:
+        arrays.pop(drop)
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_evaluate_features_prints_json(tmp_path, capsys):
+    a = _npz(tmp_path / "f.npz", np.random.default_rng(0))
+    out_file = tmp_path / "out.json"
+    assert evaluate_features_main([str(tmp_path / "f.npz"), "--output", str(out_file)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    for key in ("rank1", "rank5", "rank10", "mAP", "mINP", "n_query", "n_gallery"):
+        assert key in d
+    cmc, m_ap, m_inp, _ = reference_eval(
+        distance_matrix(a["query_feats"], a["gallery_feats"], "cosine"),
+        a["query_pids"],
+        a["gallery_pids"],
+        a["query_camids"],
+        a["gallery_camids"],
+    )
+    assert d["rank1"] == pytest.approx(cmc[0], abs=1e-6)
+    assert d["mAP"] == pytest.approx(m_ap, abs=1e-6) and d["mINP"] == pytest.approx(m_inp, abs=1e-6)
+    assert (d["n_query"], d["n_gallery"], d["approximate"]) == (30, 120, False)
+    assert json.loads(out_file.read_text()) == d
+
+
+def test_evaluate_features_approximate_says_so(tmp_path, capsys):
+    _npz(tmp_path / "f.npz", np.random.default_rng(1))
+    argv = [str(tmp_path / "f.npz"), "--backend", "faiss", "--index", "IVF2,Flat", "--k", "10"]
+    assert evaluate_features_main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["approximate"] is True and "approximate" in d["warning"]
+
+
+def test_evaluate_features_missing_array_names_file_and_array(tmp_path, capsys):
+    _npz(tmp_path / "bad.npz", np.random.default_rng(2), drop="gallery_camids")
+    assert evaluate_features_main([str(tmp_path / "bad.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.npz" in err and "gallery_camids" in err
+    assert evaluate_features_main([str(tmp_path / "absent.npz")]) == 1
+    assert "absent.npz" in capsys.readouterr().err
+
+
+def test_evaluate_features_all_skipped_is_an_error(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    a = _npz(tmp_path / "f.npz", rng)
+    a["query_camids"][:] = 0
+    a["gallery_camids"][:] = 0
+    np.savez(tmp_path / "f.npz", **a)
+    assert evaluate_features_main([str(tmp_path / "f.npz")]) == 1
+    assert "every query was skipped" in capsys.readouterr().err
+
+
+def test_evaluate_checkpoint_command(tmp_path, capsys, monkeypatch):
+    root = make_colored_market(tmp_path / "market")
+    model = TinyReID()
+    loaded = []
+
+    class FakeISRModule:
+        @staticmethod
+        def load_from_checkpoint(path, map_location=None):
+            loaded.append(path)
+            return model
+
+    monkeypatch.setitem(sys.modules, "isr_lightning.module", types.SimpleNamespace(ISRModule=FakeISRModule))
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"x")
+    argv = [
+        "--ckpt",
+        str(ckpt),
+        "--root",
+        str(root),
+        "--dataset",
+        "market1501",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    assert evaluate_main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert loaded == [str(ckpt)]
+    assert (d["n_query"], d["n_gallery"], d["dataset"]) == (4, 15, "market1501")
+    assert d["rank1"] == 1.0
+    # Same numbers as embedding by hand.
+    from isr_lightning.evaluation import ReIDImageDataset, eval_transform, load_market1501
+
+    split = load_market1501(root)
+    tf = eval_transform(model.data_config)
+
+    def feats(items):
+        return model.embed(torch.stack([ReIDImageDataset(items, tf)[i]["image"] for i in range(len(items))]))
+
+    ref = evaluate_reid(
+        feats(split.query),
+        feats(split.gallery),
+        [i.pid for i in split.query],
+        [i.pid for i in split.gallery],
+        [i.camid for i in split.query],
+        [i.camid for i in split.gallery],
+    )
+    assert d["mAP"] == pytest.approx(ref.mAP, abs=1e-6)
+    # Wrong layout: error naming the folder.
+    assert evaluate_main(["--ckpt", str(ckpt), "--root", str(tmp_path / "nope"), "--device", "cpu"]) == 1
+    assert "nope" in capsys.readouterr().err
+
+
+def test_evaluate_real_isrmodule_checkpoint(tmp_path, capsys):
+    """End to end with the core module (skipped if it is not importable in this checkout)."""
+    module = pytest.importorskip("isr_lightning.module")
+    import lightning
+
+    model = module.ISRModule(
+        backbone="test_vit",
+        image_size=(32, 16),
+        embed_dim=8,
+        backbone_kwargs={"img_size": (32, 16), "patch_size": 8},
+    )
+    ckpt = tmp_path / "isr.ckpt"
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": dict(model.hparams),
+            "pytorch-lightning_version": lightning.__version__,
+        },
+        ckpt,
+    )
+    root = make_colored_market(tmp_path / "market")
+    argv = ["--ckpt", str(ckpt), "--root", str(root), "--num-workers", "0", "--device", "cpu", "--flip"]
+    assert evaluate_main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["n_query"], d["n_gallery"], d["flip"]) == (4, 15, True)
+    assert 0.0 <= d["mAP"] <= 1.0 and d["n_skipped"] == 0
