@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 # returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("isr_lightning.demo:main", "train ISR on CPU and show what it learned"),
+    "detect": ("isr_lightning.data.commands:detect_main", "write MOT detection sidecars for raw videos"),
     "evaluate": ("isr_lightning.evaluation.commands:evaluate_main", "evaluate a checkpoint on a ReID benchmark (JSON)"),
     "evaluate-features": (
         "isr_lightning.evaluation.commands:evaluate_features_main",

@@ -1,0 +1,234 @@
+"""MOTChallenge text files: detections, ground truth and ``seqinfo.ini``.
+
+A MOT text file has one box per line, ``frame,id,x,y,w,h,score[,...]`` with 1-based frame
+numbers, ``id = -1`` for anonymous detections and ``(x, y)`` the top-left corner in pixels.
+Ground-truth files (``gt.txt``) use columns 7-9 as ``flag,class,visibility``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+
+__all__ = [
+    "FrameBoxes",
+    "MalformedDetectionsError",
+    "filter_boxes",
+    "parse_mot_text",
+    "read_mot_file",
+    "read_seqinfo",
+    "write_mot_file",
+]
+
+
+class MalformedDetectionsError(ValueError):
+    """A MOT text file cannot be parsed."""
+
+
+@dataclass
+class FrameBoxes:
+    """Boxes of one frame.
+
+    Attributes:
+        boxes: ``(K, 4)`` float32 ``(x1, y1, x2, y2)`` in frame pixels.
+        ids: ``(K,)`` int64 track ids (``-1`` when unknown).
+        scores: ``(K,)`` float32 detection scores (1 for ground truth).
+    """
+
+    boxes: np.ndarray
+    ids: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    def select(self, keep: np.ndarray) -> FrameBoxes:
+        """Return the rows selected by the boolean or index array ``keep``."""
+        return FrameBoxes(self.boxes[keep], self.ids[keep], self.scores[keep])
+
+
+def parse_mot_text(
+    text: str,
+    *,
+    is_gt: bool = False,
+    score_threshold: float | None = None,
+    gt_classes: Iterable[int] | None = (1,),
+    min_visibility: float = 0.0,
+    source: str = "<text>",
+) -> dict[int, FrameBoxes]:
+    """Parse MOT text into boxes per frame.
+
+    Args:
+        text: file content, comma (or whitespace) separated.
+        is_gt: the text is a ground-truth file: rows with ``flag == 0`` are dropped, and
+            ``gt_classes``/``min_visibility`` filter on columns 8 and 9 when present.
+        score_threshold: drop detections with a lower score (column 7); ignored for gt.
+        gt_classes: classes kept from a gt file (MOT17: 1 pedestrian, 2 person on vehicle,
+            7 static person); ``None`` keeps every class.
+        min_visibility: minimum visibility (column 9) kept from a gt file.
+        source: name used in error messages.
+
+    Returns:
+        Frame number (1-based, as in the file) -> boxes of that frame. Frames without rows
+        are absent.
+
+    Raises:
+        MalformedDetectionsError: a row has fewer than 6 numeric columns or a non-numeric value.
+    """
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        return {}
+    rows: list[list[float]] = []
+    width = None
+    for number, line in enumerate(lines, start=1):
+        parts = line.replace(",", " ").split()
+        try:
+            values = [float(p) for p in parts]
+        except ValueError as err:
+            raise MalformedDetectionsError(f"{source}: line {number} is not numeric: {line!r}") from err
+        if len(values) < 6:
+            raise MalformedDetectionsError(
+                f"{source}: line {number} has {len(values)} columns, need at least 6 "
+                f"(frame,id,x,y,w,h[,score,...]): {line!r}"
+            )
+        width = len(values) if width is None else min(width, len(values))
+        rows.append(values)
+    table = np.array([r[: max(width or 6, 6)] for r in rows], dtype=np.float64)
+    if not np.isfinite(table).all():
+        raise MalformedDetectionsError(f"{source}: contains non-finite values")
+    keep = np.ones(len(table), dtype=bool)
+    ncol = table.shape[1]
+    if is_gt:
+        if ncol >= 7:
+            keep &= table[:, 6] != 0
+        if ncol >= 8 and gt_classes is not None:
+            keep &= np.isin(table[:, 7].astype(np.int64), np.asarray(list(gt_classes)))
+        if ncol >= 9:
+            keep &= table[:, 8] >= min_visibility
+        scores = np.ones(len(table), dtype=np.float32)
+    else:
+        scores = table[:, 6].astype(np.float32) if ncol >= 7 else np.ones(len(table), np.float32)
+        if score_threshold is not None:
+            keep &= scores >= score_threshold
+    table, scores = table[keep], scores[keep]
+    frames = table[:, 0].astype(np.int64)
+    boxes = np.stack([table[:, 2], table[:, 3], table[:, 2] + table[:, 4], table[:, 3] + table[:, 5]], axis=1).astype(
+        np.float32
+    )
+    ids = table[:, 1].astype(np.int64)
+    out: dict[int, FrameBoxes] = {}
+    order = np.argsort(frames, kind="stable")
+    frames, boxes, ids, scores = frames[order], boxes[order], ids[order], scores[order]
+    uniq, starts = np.unique(frames, return_index=True)
+    ends = [*starts[1:].tolist(), len(frames)]
+    for f, s, e in zip(uniq.tolist(), starts.tolist(), ends, strict=True):
+        out[int(f)] = FrameBoxes(boxes[s:e], ids[s:e], scores[s:e])
+    return out
+
+
+def read_mot_file(path: str, **kwargs: object) -> dict[int, FrameBoxes]:
+    """Read a MOT text file from a local path or any fsspec URL.
+
+    Args:
+        path: file path or URL.
+        **kwargs: forwarded to :func:`parse_mot_text`.
+
+    Returns:
+        Frame number (1-based) -> boxes.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        MalformedDetectionsError: the content cannot be parsed.
+    """
+    try:
+        with fsspec.open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise
+    except OSError as err:  # remote errors, permissions
+        raise FileNotFoundError(f"cannot read detections {path}: {err}") from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise MalformedDetectionsError(f"{path}: not a text file") from err
+    return parse_mot_text(text, source=str(path), **kwargs)  # type: ignore[arg-type]
+
+
+def filter_boxes(frame_boxes: FrameBoxes, width: int, height: int, min_size: float = 0.0) -> FrameBoxes:
+    """Clip boxes to the image and drop degenerate or small ones.
+
+    Boxes are snapped outwards to whole pixels (``floor`` of ``x1, y1``, ``ceil`` of
+    ``x2, y2``) after clipping to ``[0, width] x [0, height]``, so the crop of a kept box
+    is exactly ``frame[y1:y2, x1:x2]``.
+
+    Args:
+        frame_boxes: boxes of one frame.
+        width: frame width in pixels.
+        height: frame height in pixels.
+        min_size: minimum width and height (after clipping) of a kept box, in pixels; a box
+            needs at least 1 pixel in each direction in any case.
+
+    Returns:
+        The kept boxes, with integer-valued float32 coordinates.
+    """
+    b = frame_boxes.boxes.astype(np.float64)
+    x1 = np.floor(np.clip(b[:, 0], 0, width))
+    y1 = np.floor(np.clip(b[:, 1], 0, height))
+    x2 = np.ceil(np.clip(b[:, 2], 0, width))
+    y2 = np.ceil(np.clip(b[:, 3], 0, height))
+    # a box entirely outside the image collapses to zero width/height
+    inside = (b[:, 2] > 0) & (b[:, 3] > 0) & (b[:, 0] < width) & (b[:, 1] < height)
+    w, h = x2 - x1, y2 - y1
+    keep = inside & (w >= max(1.0, min_size)) & (h >= max(1.0, min_size))
+    boxes = np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)[keep]
+    return FrameBoxes(boxes, frame_boxes.ids[keep], frame_boxes.scores[keep])
+
+
+def write_mot_file(
+    path: str,
+    detections: Mapping[int, np.ndarray],
+) -> None:
+    """Write detections in MOT text format (``frame,-1,x,y,w,h,score,-1,-1,-1``).
+
+    Args:
+        path: output file path or fsspec URL.
+        detections: frame number (1-based) -> ``(K, 5)`` array ``(x1, y1, x2, y2, score)``
+            (or ``(K, 4)`` without score, written as 1).
+    """
+    buf = io.StringIO()
+    for frame in sorted(detections):
+        arr = np.asarray(detections[frame], dtype=np.float64)
+        if arr.size == 0:
+            continue
+        for row in arr.reshape(-1, arr.shape[-1]):
+            x1, y1, x2, y2 = row[:4]
+            score = row[4] if row.shape[0] > 4 else 1.0
+            buf.write(f"{frame},-1,{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n")
+    with fsspec.open(path, "w") as f:
+        f.write(buf.getvalue())
+
+
+def read_seqinfo(path: str) -> dict[str, str]:
+    """Read the ``[Sequence]`` section of a MOTChallenge ``seqinfo.ini``.
+
+    Args:
+        path: path or URL of ``seqinfo.ini``.
+
+    Returns:
+        Keys lower-cased (``name``, ``imdir``, ``framerate``, ``seqlength``, ``imwidth``,
+        ``imheight``, ``imext``) -> string values.
+
+    Raises:
+        MalformedDetectionsError: there is no ``[Sequence]`` section.
+    """
+    parser = configparser.ConfigParser()
+    with fsspec.open(path, "r") as f:
+        parser.read_string(f.read())
+    if "Sequence" not in parser:
+        raise MalformedDetectionsError(f"{path}: no [Sequence] section")
+    return {k.lower(): v for k, v in parser["Sequence"].items()}

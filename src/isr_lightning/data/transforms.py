@@ -1,0 +1,168 @@
+"""Person-crop transforms: resize, ReID augmentation, normalisation.
+
+Crops of different sizes are resized one by one (bilinear, antialiased) to ``(H, W)`` and
+stacked; augmentation then runs on the ``(K, 3, H, W)`` batch with per-crop random draws
+from a :class:`torch.Generator`, so a seeded stream is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CropTransform", "crop_boxes"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def crop_boxes(frame: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
+    """Cut integer boxes out of a frame.
+
+    Args:
+        frame: ``(H, W, 3)`` uint8 image.
+        boxes: ``(K, 4)`` integer-valued ``(x1, y1, x2, y2)`` already clipped to the frame
+            (see :func:`isr_lightning.data.mot.filter_boxes`).
+
+    Returns:
+        ``K`` arrays ``frame[y1:y2, x1:x2]`` (views).
+    """
+    out = []
+    for x1, y1, x2, y2 in np.asarray(boxes).astype(np.int64).tolist():
+        out.append(frame[y1:y2, x1:x2])
+    return out
+
+
+@dataclass
+class CropTransform:
+    """Resize, augment and normalise person crops.
+
+    Args:
+        image_size: output ``(H, W)``; 256x128 is the ReID default, 224x224 for Swin.
+        mean: per-channel mean subtracted after scaling to ``[0, 1]``.
+        std: per-channel std.
+        train: apply augmentation (otherwise resize + normalise only).
+        flip_p: probability of a horizontal flip.
+        pad: zero padding (pixels) before a random crop back to ``image_size``; 0 disables.
+        color_jitter: strength ``s`` of brightness/contrast/saturation jitter (each factor
+            uniform in ``[1 - s, 1 + s]``); 0 disables.
+        erase_p: probability of random erasing (area 2-40 %, aspect 0.3-3.3, filled with 0
+            after normalisation, i.e. the mean colour).
+    """
+
+    image_size: tuple[int, int] = (256, 128)
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+    train: bool = True
+    flip_p: float = 0.5
+    pad: int = 10
+    color_jitter: float = 0.2
+    erase_p: float = 0.5
+
+    def resize(self, crops: Sequence[np.ndarray]) -> Tensor:
+        """Resize crops to ``image_size``.
+
+        Args:
+            crops: ``K`` uint8 ``(h_k, w_k, 3)`` arrays.
+
+        Returns:
+            ``(K, 3, H, W)`` float in ``[0, 1]``.
+        """
+        h, w = self.image_size
+        if not crops:
+            return torch.zeros(0, 3, h, w)
+        out = torch.empty(len(crops), 3, h, w)
+        for k, crop in enumerate(crops):
+            t = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().div_(255.0)
+            if t.shape[1:] != (h, w):
+                t = F.interpolate(t[None], size=(h, w), mode="bilinear", align_corners=False, antialias=True)[0]
+            out[k] = t
+        return out.clamp_(0.0, 1.0)
+
+    def normalize(self, x: Tensor) -> Tensor:
+        """``(x - mean) / std`` per channel on ``(K, 3, H, W)``."""
+        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def augment(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Augment ``(K, 3, H, W)`` images in ``[0, 1]`` (before normalisation)."""
+        k, _, h, w = x.shape
+        if k == 0:
+            return x
+        g = generator
+
+        def rand(*shape: int) -> Tensor:
+            return torch.rand(*shape, generator=g)
+
+        x = x.clone()
+        if self.flip_p > 0:
+            flip = rand(k) < self.flip_p
+            x[flip] = x[flip].flip(-1)
+        if self.pad > 0:
+            p = self.pad
+            padded = F.pad(x, (p, p, p, p))
+            offs = torch.randint(0, 2 * p + 1, (k, 2), generator=g).tolist()
+            x = torch.stack([padded[i, :, oy : oy + h, ox : ox + w] for i, (oy, ox) in enumerate(offs)])
+        if self.color_jitter > 0:
+            s = self.color_jitter
+            bright = 1 + (rand(k) * 2 - 1) * s
+            contrast = 1 + (rand(k) * 2 - 1) * s
+            sat = 1 + (rand(k) * 2 - 1) * s
+            x = x * bright.view(k, 1, 1, 1)
+            gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+            x = (x - gray.mean(dim=(2, 3), keepdim=True)) * contrast.view(k, 1, 1, 1) + gray.mean(
+                dim=(2, 3), keepdim=True
+            )
+            gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+            x = (x - gray) * sat.view(k, 1, 1, 1) + gray
+            x = x.clamp(0.0, 1.0)
+        return x
+
+    def erase(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Random erasing on normalised ``(K, 3, H, W)`` images (fill 0 = the mean colour)."""
+        if self.erase_p <= 0:
+            return x
+        k, _, h, w = x.shape
+        g = generator
+        for i in range(k):
+            if torch.rand(1, generator=g).item() >= self.erase_p:
+                continue
+            for _ in range(10):
+                area = h * w * (0.02 + 0.38 * torch.rand(1, generator=g).item())
+                log_r = math.log(0.3) + (math.log(1 / 0.3) - math.log(0.3)) * torch.rand(1, generator=g).item()
+                r = math.exp(log_r)
+                eh, ew = round(math.sqrt(area * r)), round(math.sqrt(area / r))
+                if 0 < eh < h and 0 < ew < w:
+                    y0 = int(torch.randint(0, h - eh + 1, (1,), generator=g))
+                    x0 = int(torch.randint(0, w - ew + 1, (1,), generator=g))
+                    x[i, :, y0 : y0 + eh, x0 : x0 + ew] = 0.0
+                    break
+        return x
+
+    def __call__(self, crops: Sequence[np.ndarray], generator: torch.Generator | None = None) -> Tensor:
+        """Transform crops.
+
+        Args:
+            crops: ``K`` uint8 ``(h_k, w_k, 3)`` RGB arrays.
+            generator: random source for augmentation.
+
+        Returns:
+            ``(K, 3, H, W)`` float32 normalised crops.
+        """
+        return self.from_resized(self.resize(crops), generator)
+
+    def from_resized(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Augment (in train mode) and normalise already resized ``(K, 3, H, W)`` crops."""
+        if self.train:
+            x = self.augment(x, generator)
+        x = self.normalize(x)
+        if self.train:
+            x = self.erase(x, generator)
+        return x

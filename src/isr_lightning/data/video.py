@@ -1,0 +1,263 @@
+"""Frame readers that decode only the frames asked for.
+
+:class:`DecordVideoReader` seeks and batch-decodes with decord (``VideoReader.get_batch``),
+so the cost of reading frames ``t`` and ``t + delta`` does not grow with ``t``.
+:class:`ImageFolderReader` reads numbered images (MOTChallenge ``img1/000001.jpg``).
+Frame indices are 0-based here; MOT frame ``f`` is index ``f - 1``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import fsspec
+import numpy as np
+from PIL import Image
+
+from isr_lightning.data.sources import Clip
+
+__all__ = [
+    "DecordVideoReader",
+    "FrameReader",
+    "ImageFolderReader",
+    "PyAVVideoReader",
+    "UnreadableVideoError",
+    "open_reader",
+]
+
+
+class UnreadableVideoError(RuntimeError):
+    """A video or image sequence cannot be opened or decoded."""
+
+
+class FrameReader(Protocol):
+    """Random access to the frames of one clip."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """Decode frames.
+
+        Args:
+            indices: 0-based frame indices, any order, repeats allowed.
+
+        Returns:
+            ``(K, H, W, 3)`` uint8 RGB frames in the order of ``indices``.
+        """
+        ...
+
+
+class DecordVideoReader:
+    """Video reader backed by decord.
+
+    Args:
+        source: local path or fsspec URL (remote files are read into memory once).
+        num_threads: decoder threads (0 = decord's default, 1 suits dataloader workers).
+
+    Raises:
+        UnreadableVideoError: the file cannot be opened or has no frames.
+    """
+
+    def __init__(self, source: str, num_threads: int = 1) -> None:
+        import decord
+
+        self.source = source
+        try:
+            if "://" in source and not source.startswith("file://"):
+                with fsspec.open(source, "rb") as f:
+                    data = f.read()
+                self._vr = decord.VideoReader(io.BytesIO(data), num_threads=num_threads)
+            else:
+                self._vr = decord.VideoReader(source.removeprefix("file://"), num_threads=num_threads)
+            self.num_frames = len(self._vr)
+            if self.num_frames <= 0:
+                raise UnreadableVideoError(f"{source}: no frames")
+            self.height, self.width = self._shape()
+            self.fps = float(self._vr.get_avg_fps() or 0.0) or 25.0
+        except UnreadableVideoError:
+            raise
+        except Exception as err:  # decord raises DECORDError / RuntimeError on bad files
+            raise UnreadableVideoError(f"cannot open video {source}: {err}") from err
+
+    def _shape(self) -> tuple[int, int]:
+        # one decode of the first frame at open time; cheap next to a training pair
+        shape = self._vr[0].shape
+        self._vr.seek(0)
+        return int(shape[0]), int(shape[1])
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """Decode ``indices`` (0-based) with one seek + batch decode; see :class:`FrameReader`."""
+        idx = [int(i) for i in indices]
+        if any(i < 0 or i >= self.num_frames for i in idx):
+            raise IndexError(f"{self.source}: frame index out of range [0, {self.num_frames})")
+        uniq = sorted(set(idx))
+        try:
+            frames = self._vr.get_batch(uniq).asnumpy()
+        except Exception as err:
+            raise UnreadableVideoError(f"cannot decode frames {uniq} of {self.source}: {err}") from err
+        pos = {v: k for k, v in enumerate(uniq)}
+        return frames[[pos[i] for i in idx]]
+
+
+class PyAVVideoReader:
+    """Video reader backed by PyAV: seek to the keyframe before a frame, decode forward.
+
+    At open, the packets are demuxed (not decoded) to list the frame timestamps and
+    keyframes; frame ``i`` is the ``i``-th timestamp in presentation order. Reading frames
+    ``t < u`` decodes from the keyframe before ``t`` and, when no keyframe lies between them,
+    on to ``u`` without a second seek; only the requested frames are converted to RGB.
+
+    Args:
+        source: local path or fsspec URL (remote files are read into memory once).
+        num_threads: decoder threads (0 = FFmpeg's default).
+
+    Raises:
+        UnreadableVideoError: the file cannot be opened or has no video frames.
+    """
+
+    def __init__(self, source: str, num_threads: int = 1) -> None:
+        import av
+
+        self.source = source
+        try:
+            if "://" in source and not source.startswith("file://"):
+                with fsspec.open(source, "rb") as f:
+                    self._container = av.open(io.BytesIO(f.read()))
+            else:
+                self._container = av.open(source.removeprefix("file://"))
+            self._stream = self._container.streams.video[0]
+            if num_threads:
+                self._stream.codec_context.thread_count = num_threads
+            pts, keys = [], []
+            for packet in self._container.demux(self._stream):
+                if packet.pts is None:
+                    continue
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keys.append(packet.pts)
+            self._pts = np.array(sorted(pts), dtype=np.int64)
+            self._keys = np.array(sorted(keys), dtype=np.int64)
+            self.num_frames = len(self._pts)
+            if self.num_frames == 0:
+                raise UnreadableVideoError(f"{source}: no frames")
+            declared = int(self._stream.frames or 0)
+            if declared and self.num_frames < declared:
+                raise UnreadableVideoError(f"{source}: truncated ({self.num_frames} of {declared} frames in the file)")
+            ctx = self._stream.codec_context
+            self.width, self.height = int(ctx.width), int(ctx.height)
+            rate = self._stream.average_rate or self._stream.guessed_rate
+            self.fps = float(rate) if rate else 25.0
+        except UnreadableVideoError:
+            raise
+        except Exception as err:
+            raise UnreadableVideoError(f"cannot open video {source}: {err}") from err
+
+    def _key_before(self, pts: int) -> int:
+        i = int(np.searchsorted(self._keys, pts, side="right")) - 1
+        return int(self._keys[max(i, 0)]) if len(self._keys) else int(self._pts[0])
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """Decode ``indices`` (0-based); see :class:`FrameReader`."""
+        idx = [int(i) for i in indices]
+        if any(i < 0 or i >= self.num_frames for i in idx):
+            raise IndexError(f"{self.source}: frame index out of range [0, {self.num_frames})")
+        uniq = sorted(set(idx))
+        found: dict[int, np.ndarray] = {}
+        frames_iter = None
+        last_pts: int | None = None
+        try:
+            for i in uniq:
+                target = int(self._pts[i])
+                key = self._key_before(target)
+                if frames_iter is None or last_pts is None or key > last_pts:
+                    self._container.seek(key, stream=self._stream, backward=True, any_frame=False)
+                    frames_iter = self._container.decode(self._stream)
+                for frame in frames_iter:
+                    if frame.pts is None or frame.pts < target:
+                        continue
+                    if frame.pts > target:
+                        raise UnreadableVideoError(f"{self.source}: frame {i} (pts {target}) not decodable")
+                    found[i] = frame.to_ndarray(format="rgb24")
+                    last_pts = target
+                    break
+                if i not in found:
+                    raise UnreadableVideoError(f"{self.source}: stream ended before frame {i}")
+        except UnreadableVideoError:
+            raise
+        except Exception as err:
+            raise UnreadableVideoError(f"cannot decode frames {uniq} of {self.source}: {err}") from err
+        return np.stack([found[i] for i in idx])
+
+
+class ImageFolderReader:
+    """Numbered image files ``{index + 1:06d}{ext}`` (the MOTChallenge layout).
+
+    Args:
+        folder: image folder path.
+        ext: file extension.
+        num_frames: number of frames; counted from the folder when ``None``.
+        fps: frame rate (``seqinfo.ini``); 30 when unknown.
+
+    Raises:
+        UnreadableVideoError: the folder is missing or holds no images.
+    """
+
+    def __init__(self, folder: str, ext: str = ".jpg", num_frames: int | None = None, fps: float | None = None) -> None:
+        self.folder = Path(folder)
+        self.ext = ext
+        if not self.folder.is_dir():
+            raise UnreadableVideoError(f"image folder not found: {folder}")
+        files = sorted(self.folder.glob(f"*{ext}"))
+        if not files:
+            raise UnreadableVideoError(f"no {ext} images in {folder}")
+        self.num_frames = min(num_frames, len(files)) if num_frames else len(files)
+        self.fps = float(fps or 30.0)
+        try:
+            with Image.open(self._path(0)) as im:
+                self.width, self.height = im.size
+        except Exception as err:
+            raise UnreadableVideoError(f"cannot read {self._path(0)}: {err}") from err
+
+    def _path(self, index: int) -> Path:
+        return self.folder / f"{index + 1:06d}{self.ext}"
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """Read ``indices`` (0-based); see :class:`FrameReader`."""
+        out = []
+        for i in indices:
+            if i < 0 or i >= self.num_frames:
+                raise IndexError(f"{self.folder}: frame index {i} out of range")
+            try:
+                with Image.open(self._path(int(i))) as im:
+                    out.append(np.asarray(im.convert("RGB")))
+            except Exception as err:
+                raise UnreadableVideoError(f"cannot read {self._path(int(i))}: {err}") from err
+        return np.stack(out)
+
+
+def open_reader(clip: Clip, num_threads: int = 1, backend: str = "decord") -> FrameReader:
+    """Open the frame reader for ``clip``.
+
+    Args:
+        clip: the clip.
+        num_threads: decoder threads for videos.
+        backend: ``"decord"`` or ``"pyav"`` for videos (image folders need neither).
+
+    Returns:
+        A :class:`FrameReader`.
+    """
+    if clip.kind == "images":
+        return ImageFolderReader(clip.source, clip.image_ext, clip.num_frames, clip.fps)
+    if backend not in ("decord", "pyav"):
+        raise ValueError(f"video backend must be 'decord' or 'pyav', got {backend!r}")
+    cls = DecordVideoReader if backend == "decord" else PyAVVideoReader
+    reader = cls(clip.source, num_threads=num_threads)
+    if clip.fps:
+        reader.fps = clip.fps
+    return reader

@@ -1,0 +1,113 @@
+import logging
+
+import pytest
+from videohelpers import make_clip, person_boxes, synthetic_frames, write_mot, write_video
+
+from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data.sources import discover_clips
+from isr_lightning.data.stream import VideoPairLoader, VideoPairStream
+from isr_lightning.data.transforms import CropTransform
+
+SMALL = CropTransform(image_size=(16, 8))
+
+
+@pytest.fixture(scope="module")
+def bad_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    make_clip(root, "good", num_frames=20)
+    (root / "garbage.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    (root / "garbage.txt").write_text("1,-1,1,1,10,10,1\n")
+    truncated = make_clip(root, "truncated", num_frames=20)
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    # index at the front: the header opens, the frame data ends early
+    faststart = make_clip(root, "truncated_data", num_frames=20)
+    write_video(faststart, synthetic_frames(20, 48, 64), faststart=True)
+    data = faststart.read_bytes()
+    faststart.write_bytes(data[: int(len(data) * 0.9)])
+    make_clip(root, "nodets", num_frames=20)
+    (root / "nodets.txt").unlink()
+    make_clip(root, "malformed", num_frames=20)
+    (root / "malformed.txt").write_text("1,-1,foo,2,3\n")
+    make_clip(root, "short", num_frames=3)
+    lonely = make_clip(root, "lonely", num_frames=20)
+    boxes = person_boxes(20, 64, 48, people=2)
+    write_mot(lonely.with_suffix(".txt"), {f: rows[: f % 2] for f, rows in boxes.items()})  # 0 or 1 person
+    return root
+
+
+EXPECTED = {
+    "garbage": "unreadable_video",
+    "truncated": "unreadable_video",
+    "truncated_data": "unreadable_video",
+    "nodets": "missing_detections",
+    "malformed": "malformed_detections",
+    "short": "clip_too_short",
+    "lonely": "too_few_people",
+}
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_each_bad_item_is_skipped_counted_and_logged(bad_corpus, caplog, backend):
+    clips = discover_clips(bad_corpus)
+    assert len(clips) == 8
+    good = next(i for i, c in enumerate(clips) if c.clip_id == "good")
+    stream = VideoPairStream(
+        clips, SMALL, batch_size=4, batches_per_epoch=5, delta_frames=(5, 8), min_box_size=2, video_backend=backend
+    )
+    with caplog.at_level(logging.WARNING, logger="isr_lightning.data.stream"):
+        batches = list(VideoPairLoader(stream))
+    assert len(batches) == 5
+    for batch in batches:
+        assert set(batch.clip_index.tolist()) == {good} and batch.num_pairs == 4
+    totals = {}
+    for batch in batches:
+        for reason, n in batch.skipped.items():
+            totals[reason] = totals.get(reason, 0) + n
+    assert totals == {
+        "unreadable_video": 3,
+        "missing_detections": 1,
+        "malformed_detections": 1,
+        "clip_too_short": 1,
+        "too_few_people": 1,
+    }
+    for name, reason in EXPECTED.items():
+        logged = [r.getMessage() for r in caplog.records if f"{name}.mp4" in r.getMessage()]
+        assert len(logged) == 1, name  # once per file
+        assert reason in logged[0]
+
+
+def test_bad_items_with_workers_keep_batch_counts(bad_corpus):
+    stream = VideoPairStream(
+        discover_clips(bad_corpus), SMALL, batch_size=2, batches_per_epoch=6, delta_frames=(5, 8), min_box_size=2
+    )
+    stream.world_size = 2
+    counts = []
+    for rank in range(2):
+        stream.rank = rank
+        # shards without the good clip cannot produce anything: that is an error, not a hang
+        try:
+            counts.append(len(list(VideoPairLoader(stream, num_workers=0))))
+        except RuntimeError as err:
+            assert "no usable clip" in str(err)
+            counts.append(None)
+    assert 6 in counts
+
+
+def test_shard_of_only_bad_clips_raises(bad_corpus):
+    clips = [c for c in discover_clips(bad_corpus) if c.clip_id != "good"]
+    stream = VideoPairStream(clips, SMALL, batch_size=2, batches_per_epoch=2, delta_frames=(5, 8))
+    with pytest.raises(RuntimeError, match="no usable clip"):
+        stream.make_batch(0, 0, 1, 1, 0)
+
+
+def test_unusable_configuration_fails_at_setup(tmp_path):
+    dm = VideoPairDataModule(root=tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        dm.setup("fit")
+    dm = VideoPairDataModule(root=tmp_path / "missing_manifest.jsonl")
+    with pytest.raises(FileNotFoundError, match=r"missing_manifest\.jsonl"):
+        dm.setup("fit")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        VideoPairDataModule(root=tmp_path / "empty").setup("fit")

@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+from videohelpers import decode_reference, synthetic_frames, write_video
+
+from isr_lightning.data.sources import Clip
+from isr_lightning.data.stream import VideoPairStream
+from isr_lightning.data.transforms import CropTransform
+from isr_lightning.data.video import DecordVideoReader, ImageFolderReader, PyAVVideoReader
+
+PLAIN = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "train": False}
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dec") / "v.mp4"
+    return write_video(path, synthetic_frames(60, 90, 160, seed=3))
+
+
+@pytest.mark.parametrize("reader_cls", [DecordVideoReader, PyAVVideoReader])
+def test_seeking_readers_equal_sequential_pyav(video, reader_cls):
+    ref = decode_reference(video)
+    reader = reader_cls(str(video))
+    assert (reader.num_frames, reader.height, reader.width) == (60, 90, 160)
+    for idx in ([0], [47, 3], [12, 12, 59], [30, 31, 58, 1], [11, 12, 13, 24, 25], [59, 0]):
+        got = reader.get_frames(idx)
+        assert got.shape == (len(idx), 90, 160, 3)
+        np.testing.assert_array_equal(got, ref[idx])
+
+
+def test_decord_reads_only_requested_frames(video, monkeypatch):
+    reader = DecordVideoReader(str(video))
+    asked = []
+    original = reader._vr.get_batch
+    monkeypatch.setattr(reader._vr, "get_batch", lambda idx: asked.append(list(idx)) or original(idx))
+    reader.get_frames([40, 7, 40])
+    assert asked == [[7, 40]]
+
+
+def test_image_folder_reader(tmp_path):
+    from PIL import Image
+
+    frames = synthetic_frames(3, 20, 30)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(tmp_path / f"{i + 1:06d}.png")
+    reader = ImageFolderReader(str(tmp_path), ".png")
+    assert (reader.num_frames, reader.width, reader.height) == (3, 30, 20)
+    np.testing.assert_array_equal(reader.get_frames([2, 0]), frames[[2, 0]])
+
+
+def _fixed_boxes_clip(tmp_path, video, delta=(2, 5)):
+    """Sidecar with integer 16x32 boxes (resize is then the identity) plus bad boxes."""
+    lines = []
+    for f in range(1, 61):
+        x = (f * 2) % 120
+        lines += [
+            f"{f},-1,{x},5,16,32,0.9",
+            f"{f},-1,{x + 20},50,16,32,0.8",
+            f"{f},-1,200,10,16,32,0.9",  # outside the 160x90 frame: dropped
+            f"{f},-1,10,10,0,32,0.9",  # zero width: dropped
+        ]
+    det = tmp_path / "fixed.txt"
+    det.write_text("\n".join(lines))
+    return Clip("v", str(video), "video", str(det))
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_crops_equal_box_regions_and_pairs_in_delta(tmp_path, video, backend):
+    clip = _fixed_boxes_clip(tmp_path, video)
+    ref = decode_reference(video)
+    stream = VideoPairStream(
+        [clip],
+        CropTransform(image_size=(32, 16), **PLAIN),
+        batch_size=4,
+        delta_frames=(2, 5),
+        min_box_size=1,
+        video_backend=backend,
+    )
+    for b in range(3):
+        batch = stream.make_batch(0, 0, 1, 1, b)
+        assert batch.num_pairs == 4 and batch.crops.shape == (16, 3, 32, 16)
+        deltas = batch.frame_ids[:, 1] - batch.frame_ids[:, 0]
+        assert ((deltas >= 2) & (deltas <= 5)).all()
+        assert (batch.frame_ids >= 1).all() and (batch.frame_ids <= 60).all()
+        for n in range(batch.num_crops):
+            p, side = int(batch.pair_index[n]), int(batch.frame_side[n])
+            frame = ref[int(batch.frame_ids[p, side]) - 1]
+            x1, y1, x2, y2 = batch.boxes[n].long().tolist()
+            assert (x2 - x1, y2 - y1) == (16, 32)
+            expected = torch.from_numpy(frame[y1:y2, x1:x2]).permute(2, 0, 1).float() / 255
+            torch.testing.assert_close(batch.crops[n], expected, rtol=0, atol=1e-6)
+
+
+def test_clipped_box_is_cut_at_the_border(tmp_path, video):
+    det = tmp_path / "edge.txt"
+    det.write_text("\n".join(f"{f},-1,150.5,-4,20,30,1\n{f},-1,0,0,16,32,1" for f in range(1, 61)))
+    stream = VideoPairStream(
+        [Clip("v", str(video), "video", str(det))],
+        CropTransform(image_size=(26, 10), **PLAIN),
+        batch_size=1,
+        delta_frames=(1, 1),
+        min_box_size=1,
+    )
+    batch = stream.make_batch(0, 0, 1, 1, 0)
+    ref = decode_reference(video)
+    edge = [n for n in range(batch.num_crops) if batch.boxes[n, 0] == 150]
+    assert len(edge) == 2
+    for n in edge:
+        assert batch.boxes[n].tolist() == [150, 0, 160, 26]
+        frame = ref[int(batch.frame_ids[0, int(batch.frame_side[n])]) - 1]
+        expected = torch.from_numpy(frame[0:26, 150:160]).permute(2, 0, 1).float() / 255
+        torch.testing.assert_close(batch.crops[n], expected, rtol=0, atol=1e-6)
+
+
+def test_train_transform_shapes_and_normalisation():
+    crops = [np.full((40, 20, 3), 128, np.uint8), np.zeros((7, 9, 3), np.uint8)]
+    t = CropTransform(image_size=(256, 128), train=False)
+    out = t(crops)
+    assert out.shape == (2, 3, 256, 128)
+    mean = torch.tensor(t.mean).view(3, 1, 1)
+    std = torch.tensor(t.std).view(3, 1, 1)
+    torch.testing.assert_close(out[1], ((0 - mean) / std).expand(3, 256, 128))
+    aug = CropTransform(image_size=(224, 224), erase_p=1.0, flip_p=1.0)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    a, b = aug(crops, g1), aug(crops, g2)
+    assert a.shape == (2, 3, 224, 224)
+    torch.testing.assert_close(a, b)  # seeded: reproducible
+    assert not torch.allclose(a, CropTransform(image_size=(224, 224), train=False)(crops))

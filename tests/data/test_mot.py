@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from isr_lightning.data.mot import (
+    FrameBoxes,
+    MalformedDetectionsError,
+    filter_boxes,
+    parse_mot_text,
+    read_mot_file,
+    read_seqinfo,
+    write_mot_file,
+)
+
+
+def test_parse_detections_xywh_to_xyxy_and_threshold():
+    text = "2,-1,10,20,30,40,0.9\n1,-1,0,0,5,6,0.2\n2,-1,1.5,2.5,3,4,0.5\n"
+    out = parse_mot_text(text)
+    assert sorted(out) == [1, 2]
+    np.testing.assert_allclose(out[2].boxes, [[10, 20, 40, 60], [1.5, 2.5, 4.5, 6.5]])
+    np.testing.assert_array_equal(out[2].ids, [-1, -1])
+    np.testing.assert_allclose(out[2].scores, [0.9, 0.5])
+    out = parse_mot_text(text, score_threshold=0.6)
+    assert sorted(out) == [2] and len(out[2]) == 1
+
+
+def test_parse_gt_filters_flag_class_visibility():
+    text = "\n".join(
+        [
+            "1,1,0,0,10,10,1,1,1.0",  # kept
+            "1,2,0,0,10,10,0,1,1.0",  # flag 0: ignored
+            "1,3,0,0,10,10,1,3,1.0",  # class 3 (car)
+            "1,4,0,0,10,10,1,1,0.1",  # low visibility
+            "1,5,0,0,10,10,1,7,0.9",  # static person
+        ]
+    )
+    out = parse_mot_text(text, is_gt=True, gt_classes=(1, 7), min_visibility=0.2)
+    np.testing.assert_array_equal(out[1].ids, [1, 5])
+    out = parse_mot_text(text, is_gt=True, gt_classes=None, min_visibility=0.0)
+    np.testing.assert_array_equal(out[1].ids, [1, 3, 4, 5])
+
+
+@pytest.mark.parametrize("text", ["1,-1,2,3\n", "1,-1,a,b,c,d,1\n", "1,-1,0,0,nan,5,1\n"])
+def test_malformed_rows_raise(text):
+    with pytest.raises(MalformedDetectionsError):
+        parse_mot_text(text)
+
+
+def test_filter_boxes_clips_snaps_and_drops():
+    fb = FrameBoxes(
+        np.array(
+            [[-5, 10.4, 20.2, 30.7], [50, 40, 80, 60], [70, 5, 90, 20], [10, 10, 10.0, 30], [5, 5, 8, 8]],
+            dtype=np.float32,
+        ),
+        np.arange(5),
+        np.ones(5, np.float32),
+    )
+    out = filter_boxes(fb, width=64, height=48, min_size=4)
+    # box 0 clipped at x=0 and snapped outwards; box 1 clipped to 64x48; box 2 outside;
+    # box 3 zero width; box 4 smaller than min_size
+    np.testing.assert_array_equal(out.boxes, [[0, 10, 21, 31], [50, 40, 64, 48]])
+    np.testing.assert_array_equal(out.ids, [0, 1])
+
+
+def test_write_read_roundtrip(tmp_path):
+    dets = {3: np.array([[1.0, 2.0, 11.0, 22.0, 0.75]]), 1: np.array([[0, 0, 5, 5, 1.0]])}
+    write_mot_file(str(tmp_path / "d.txt"), dets)
+    back = read_mot_file(str(tmp_path / "d.txt"))
+    np.testing.assert_allclose(back[3].boxes, [[1, 2, 11, 22]], atol=1e-2)
+    np.testing.assert_allclose(back[3].scores, [0.75], atol=1e-3)
+    assert sorted(back) == [1, 3]
+
+
+def test_read_missing_file_raises(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_mot_file(str(tmp_path / "nope.txt"))
+
+
+def test_seqinfo(tmp_path):
+    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nname=S\nframeRate=30\nimExt=.jpg\n")
+    info = read_seqinfo(str(tmp_path / "seqinfo.ini"))
+    assert info["name"] == "S" and info["framerate"] == "30"
