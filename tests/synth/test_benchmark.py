@@ -80,3 +80,12 @@ def test_deterministic_and_cached(bench, tmp_path):
 def test_validation(tmp_path):
     with pytest.raises(ValueError):
         generate_benchmark(tmp_path, num_identities=5, num_cameras=10)
+
+
+def test_no_train_folder_without_train_identities(tmp_path):
+    info = generate_benchmark(tmp_path / "b", num_identities=4, seed=0, **{**SMALL, "num_train_identities": 0})
+    assert not (info.root / "bounding_box_train").exists()
+    from isr_lightning.evaluation import load_market_layout
+
+    split = load_market_layout(info.root)
+    assert len(split.query) == info.num_query and split.train == []

@@ -12,7 +12,7 @@ Layout (see ``docs/synthetic_data.md``)::
     ROOT/benchmark.json
     ROOT/query/0001_c1s1_000003_01.jpg
     ROOT/bounding_box_test/0001_c3s1_000017_01.jpg   # plus 0000_* distractors, -1_* junk
-    ROOT/bounding_box_train/                         # empty unless num_train_identities > 0
+    ROOT/bounding_box_train/                         # only when num_train_identities > 0
     ROOT/preview.png                                 # contact sheet (optional)
 """
 
@@ -280,10 +280,13 @@ def generate_benchmark(
                 root, cfg, c["query"], c["gallery"], c["distractors"], c["junk"], c["train"], cached=True
             )
         meta_path.unlink()
-    dirs = {k: root / k for k in ("query", "bounding_box_test", "bounding_box_train")}
+    # bounding_box_train/ exists only when it has images: Market loaders reject an empty folder.
+    subdirs = ("query", "bounding_box_test") + (("bounding_box_train",) if cfg.num_train_identities else ())
+    dirs = {k: root / k for k in subdirs}
+    for k in ("query", "bounding_box_test", "bounding_box_train"):
+        if (root / k).exists():
+            shutil.rmtree(root / k)
     for d in dirs.values():
-        if d.exists():
-            shutil.rmtree(d)
         d.mkdir(parents=True)
     cams = [_make_camera(cfg.seed, c + 1) for c in range(cfg.num_cameras)]
     size = (cfg.image_width, cfg.image_height)
