@@ -1,0 +1,56 @@
+"""TrainingTimeBudget plans the run from measured step time and ends the schedule with it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from lightning.pytorch import Callback, Trainer
+from torch.utils.data import DataLoader
+
+from isr_lightning import ISRModule, WarmupCosineLR
+from isr_lightning.callbacks import TrainingTimeBudget
+from isr_lightning.testing import BatchList, make_frame_pair_batch
+
+
+class SlowStep(Callback):
+    """Makes every step take at least 0.2 s, so the plan depends on a known step time."""
+
+    def on_train_batch_end(self, *args: object) -> None:
+        time.sleep(0.2)
+
+
+def test_budget_sets_max_steps_and_cosine_length(tmp_path: Path) -> None:
+    model = ISRModule(
+        backbone="test_vit",
+        backbone_kwargs={"img_size": (32, 16), "patch_size": 8},
+        image_size=(32, 16),
+        embed_dim=8,
+        lr_scheduler=lambda opt: WarmupCosineLR(opt, warmup_steps=1),
+    )
+    budget = TrainingTimeBudget(minutes=3.0 / 60, calibration_steps=2)  # 3 s
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=1000,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[SlowStep(), budget],
+    )
+    trainer.fit(model, DataLoader(BatchList([make_frame_pair_batch(2, seed=s) for s in range(1000)]), batch_size=None))
+    # at >= 0.2 s per step, 3 s hold at most 15 steps; the plan is what was run
+    assert budget.planned_steps is not None and 3 <= budget.planned_steps <= 15
+    assert trainer.global_step == budget.planned_steps
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.total_steps == budget.planned_steps
+    assert scheduler.lr_factor(budget.planned_steps) == pytest.approx(scheduler.min_lr_ratio)
+
+
+def test_budget_validates_arguments() -> None:
+    with pytest.raises(ValueError, match="minutes"):
+        TrainingTimeBudget(minutes=0)
+    with pytest.raises(ValueError, match="calibration_steps"):
+        TrainingTimeBudget(minutes=1, calibration_steps=0)
