@@ -1,0 +1,123 @@
+"""Ablation on the synthetic world: same backbone, same number of steps for every row.
+
+Rows: random init (no training); instance discrimination (two augmented views of one crop,
+what MoCo/SimCLR learn); ISR with nearest-neighbour pairing; ISR with uniform weights; ISR
+with each reliability definition. Each trained row runs the ``cpu_demo.yaml`` recipe with
+the row's overrides for ``--steps`` optimizer steps. Reported: rank-1/mAP on the
+cross-domain benchmark and the pair precision of the row's own miner on (unaugmented)
+training frame pairs, per seed and as mean over seeds.
+
+Results are appended to ``OUT/results.jsonl`` as each run ends; a rerun skips the
+(row, seed) runs already there, so an interrupted ablation resumes.
+
+    python benchmarks/ablation.py --steps 60 --seeds 0 1 --out outputs/ablation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from isr_lightning.demo import DEFAULT_CACHE, benchmark_scores, embed_split, training_pair_precision
+from isr_lightning.evaluation import load_market_layout
+from isr_lightning.lightning_cli import build_from_config, recipe_path
+from isr_lightning.synth import generate_benchmark, generate_corpus
+
+ROWS: dict[str, list[str]] = {
+    "random_init": [],
+    "instance_discrimination": [
+        "--data.init_args.pairing=instance",
+        "--model.init_args.pair_miner=instance",
+        "--model.init_args.reliability=uniform",
+    ],
+    "isr_nearest_uniform": ["--model.init_args.pair_miner=nearest", "--model.init_args.reliability=uniform"],
+    "isr_hungarian_uniform": ["--model.init_args.reliability=uniform"],
+    "isr_hungarian_bidirectional": ["--model.init_args.reliability=bidirectional"],
+    "isr_hungarian_pair_softmax": ["--model.init_args.reliability=pair_softmax"],
+    "isr_hungarian_margin": ["--model.init_args.reliability=margin"],
+}
+
+
+def run(row: str, seed: int, steps: int, corpus: Path, split, extra: list[str]) -> dict:
+    overrides = [
+        f"--data.init_args.root={corpus}",
+        f"--seed_everything={seed}",
+        f"--data.init_args.seed={seed}",
+        f"--trainer.max_steps={steps}",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        *ROWS[row],
+        *extra,
+    ]
+    cli = build_from_config(recipe_path("cpu_demo"), overrides)
+    start = time.perf_counter()
+    if row != "random_init":
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    train_seconds = time.perf_counter() - start
+    query, gallery = embed_split(cli.model, split)
+    scores = benchmark_scores(query, gallery)
+    scores["pair_precision"] = training_pair_precision(cli.model, corpus, cli.model.image_size)
+    return {"row": row, "seed": seed, "steps": cli.trainer.global_step, "train_seconds": train_seconds, **scores}
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| row | rank-1 | mAP | pair precision | per seed rank-1 |",
+        "|---|---|---|---|---|",
+    ]
+    for row in ROWS:
+        runs = sorted((r for r in results if r["row"] == row), key=lambda r: r["seed"])
+        if not runs:
+            continue
+
+        def mean(key: str, runs: list[dict] = runs) -> float:
+            return statistics.mean(r[key] for r in runs)
+
+        per_seed = ", ".join(f"{r['rank1']:.3f}" for r in runs)
+        lines.append(f"| {row} | {mean('rank1'):.3f} | {mean('mAP'):.3f} | {mean('pair_precision'):.3f} | {per_seed} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--out", type=Path, default=Path("outputs/ablation"))
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--identities", type=int, default=150)
+    parser.add_argument("overrides", nargs="*", help="extra recipe overrides for every row")
+    args, extra = parser.parse_known_args()
+    data_dir = args.cache / "demo-seed0"
+    corpus = data_dir / f"corpus-{args.clips}"
+    bench = data_dir / f"benchmark-{args.identities}"
+    generate_corpus(corpus, num_clips=args.clips, seed=0)
+    generate_benchmark(bench, num_identities=args.identities, seed=1)
+    split = load_market_layout(bench, name="synthetic-benchmark")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "results.jsonl"
+    results = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
+    done = {(r["row"], r["seed"], r["steps"] if r["row"] != "random_init" else 0) for r in results}
+    for seed in args.seeds:
+        for row in args.rows:
+            key = (row, seed, args.steps if row != "random_init" else 0)
+            if key in done:
+                continue
+            result = run(row, seed, args.steps, corpus, split, [*args.overrides, *extra])
+            print(json.dumps(result), flush=True)
+            with results_path.open("a") as f:
+                f.write(json.dumps(result) + "\n")
+            results.append(result)
+    print()
+    print(f"{len(split.query)} queries, {len(split.gallery)} gallery; {args.steps} steps per trained row")
+    print(table([r for r in results if r["row"] == "random_init" or r["steps"] == args.steps]))
+
+
+if __name__ == "__main__":
+    main()
