@@ -439,8 +439,12 @@ class VideoPairLoader(DataLoader):
     loader, and :class:`VideoPairDataModule` does it too.
 
     Workers are not persistent: the epoch, rank and start batch are sent to fresh workers
-    at each ``iter()``. ``epoch_fn`` (e.g. ``lambda: trainer.current_epoch``) gives the
-    epoch; without it the loader counts its own ``iter()`` calls.
+    at each ``iter()``. They start from a ``forkserver`` by default, not by ``fork``: a
+    forked child inherits the parent's video decoders (of any stream the process used
+    before), and destroying one whose decoding threads live in the parent deadlocks. As with
+    any spawned worker, a script must guard its entry point with ``if __name__ ==
+    "__main__":``. ``epoch_fn`` (e.g. ``lambda: trainer.current_epoch``) gives the epoch;
+    without it the loader counts its own ``iter()`` calls.
 
     Args:
         stream: the dataset.
@@ -452,6 +456,8 @@ class VideoPairLoader(DataLoader):
 
     def __init__(self, stream: VideoPairStream, num_workers: int = 0, epoch_fn=None, **kwargs) -> None:
         kwargs.pop("persistent_workers", None)
+        if num_workers > 0:
+            kwargs.setdefault("multiprocessing_context", "forkserver")
         super().__init__(stream, batch_size=None, num_workers=num_workers, collate_fn=_identity, **kwargs)
         self.stream = stream
         self.epoch_fn = epoch_fn
