@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor
 
 from isr_lightning.optim import WarmupCosineLR
 
-__all__ = ["TrainingTimeBudget"]
+__all__ = ["CropThroughput", "TrainingTimeBudget", "count_crops"]
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +56,69 @@ class TrainingTimeBudget(Callback):
         log.info(
             "time budget %.0f s: %.2f s/step, training for %d steps", self.seconds, elapsed / step, self.planned_steps
         )
+
+
+def count_crops(batch: Any) -> int:
+    """Number of images in a training batch.
+
+    ``num_crops`` of a :class:`~isr_lightning.FramePairBatch`, else the length of the first
+    tensor found (the batch itself, or the first tensor of a tuple, list or dict).
+
+    Raises:
+        TypeError: no tensor to count.
+    """
+    if hasattr(batch, "num_crops"):
+        return int(batch.num_crops)
+    if isinstance(batch, Tensor):
+        return int(batch.shape[0])
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    for item in items:
+        if isinstance(item, Tensor):
+            return int(item.shape[0])
+    raise TypeError(f"cannot count the images of a {type(batch).__name__} batch")
+
+
+class CropThroughput(Callback):
+    """Log training throughput in crops (images) per second, data loading included.
+
+    Every ``window`` training batches it logs ``{prefix}crops_per_sec`` (crops of this rank
+    over the wall-clock time of the window, multiplied by ``world_size``) and
+    ``{prefix}sec_per_step``. The first batch only starts the clock, so start-up is excluded.
+
+    Args:
+        window: batches per measurement.
+        prefix: prefix of the logged names.
+    """
+
+    def __init__(self, window: int = 10, prefix: str = "train/") -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.window = window
+        self.prefix = prefix
+        self.last_crops_per_sec: float | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._start: float | None = None
+        self._crops = 0
+        self._steps = 0
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
+        self._reset()
+
+    def on_train_batch_end(  # noqa: D102
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        now = time.perf_counter()
+        if self._start is None:
+            self._start = now
+            return
+        self._crops += count_crops(batch)
+        self._steps += 1
+        if self._steps < self.window:
+            return
+        elapsed = max(now - self._start, 1e-9)
+        self.last_crops_per_sec = self._crops * trainer.world_size / elapsed
+        pl_module.log(f"{self.prefix}crops_per_sec", self.last_crops_per_sec, rank_zero_only=True)
+        pl_module.log(f"{self.prefix}sec_per_step", elapsed / self._steps, rank_zero_only=True)
+        self._start, self._crops, self._steps = now, 0, 0

@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "ReIDBenchmarkEvaluation": "callback",
     "ReIDEvaluationCallback": "callback",
     "DATASETS": "datasets",
     "ReIDImageDataset": "datasets",
@@ -38,6 +39,7 @@ _EXPORTS = {
 
 __all__ = [
     "DATASETS",
+    "ReIDBenchmarkEvaluation",
     "ReIDEvaluationCallback",
     "ReIDImageDataset",
     "ReIDItem",
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from isr_lightning.evaluation.callback import ReIDEvaluationCallback
+    from isr_lightning.evaluation.callback import ReIDBenchmarkEvaluation, ReIDEvaluationCallback
     from isr_lightning.evaluation.datasets import (
         DATASETS,
         ReIDImageDataset,

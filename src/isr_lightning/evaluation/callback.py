@@ -20,7 +20,7 @@ from isr_lightning.evaluation.metric import ReIDMetric
 from isr_lightning.evaluation.search import Backend
 from isr_lightning.evaluation.visualize import ranked_lists, render_ranked_lists
 
-__all__ = ["ReIDEvaluationCallback", "embed_batch", "split_batch"]
+__all__ = ["ReIDBenchmarkEvaluation", "ReIDEvaluationCallback", "embed_batch", "split_batch"]
 
 
 def split_batch(batch: Any) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
@@ -247,6 +247,93 @@ class ReIDEvaluationCallback(pl.Callback):
                 picture.save(path)
                 self.last_picture_path = str(path)
                 wrote_png = True
+
+
+class ReIDBenchmarkEvaluation(ReIDEvaluationCallback):
+    """:class:`ReIDEvaluationCallback` on a benchmark folder, for YAML recipes.
+
+    The benchmark is loaded with :func:`~isr_lightning.evaluation.load_reid_dataset` in
+    ``setup`` and its images are transformed with
+    :func:`~isr_lightning.evaluation.eval_transform` of the module's ``data_config`` (so crop
+    size and normalisation follow the model)::
+
+        trainer:
+          callbacks:
+            - class_path: isr_lightning.evaluation.callback.ReIDBenchmarkEvaluation
+              init_args:
+                root: /data/Market-1501-v15.09.15
+                dataset: market1501
+
+    Args:
+        root: the benchmark folder.
+        dataset: a name of :data:`~isr_lightning.evaluation.DATASETS` (``market1501``,
+            ``msmt17``, ``cuhk03-np-detected``, ``cuhk03-np-labeled``, ``folder`` for any
+            Market-1501-layout folder).
+        metric: ``"cosine"`` or ``"euclidean"``.
+        max_rank: length of the CMC curve.
+        flip: test-time flip averaging.
+        batch_size: evaluation batch size.
+        num_workers: evaluation dataloader workers.
+        every_n_epochs: evaluate every ``n`` epochs during ``fit``.
+        prefix: prefix of the logged names.
+        num_plot_queries: queries in the ranked-list picture (0 disables it).
+        plot_topk: gallery images per query in the picture.
+        chunk_size: query rows per block in the metric.
+        backend: ``"torch"`` or ``"faiss"``.
+
+    Raises:
+        ValueError: unknown ``dataset``.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        dataset: str = "market1501",
+        metric: DistanceMetric = "cosine",
+        max_rank: int = 10,
+        flip: bool = False,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        every_n_epochs: int = 1,
+        prefix: str = "reid/",
+        num_plot_queries: int = 4,
+        plot_topk: int = 10,
+        chunk_size: int = 512,
+        backend: Backend = "torch",
+    ) -> None:
+        from isr_lightning.evaluation.datasets import DATASETS
+
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(DATASETS)}")
+        super().__init__(
+            query=None,  # type: ignore[arg-type]  # built in setup()
+            gallery=None,  # type: ignore[arg-type]
+            metric=metric,
+            max_rank=max_rank,
+            flip=flip,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            every_n_epochs=every_n_epochs,
+            prefix=prefix,
+            num_plot_queries=num_plot_queries,
+            plot_topk=plot_topk,
+            chunk_size=chunk_size,
+            backend=backend,
+        )
+        self.root = str(root)
+        self.dataset = dataset
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Load the benchmark and build query and gallery datasets with the model's transform."""
+        if self.query is not None:
+            return
+        from isr_lightning.evaluation.datasets import ReIDImageDataset, eval_transform, load_reid_dataset
+
+        split = load_reid_dataset(self.dataset, self.root)
+        transform = eval_transform(pl_module.data_config)
+        self.query = ReIDImageDataset(split.query, transform)
+        self.gallery = ReIDImageDataset(split.gallery, transform)
+        rank_zero_info(f"ReID evaluation on {self.dataset} ({len(self.query)} queries, {len(self.gallery)} gallery)")
 
 
 def _collate_one(sample: Any) -> Any:
