@@ -23,7 +23,6 @@ from typing import Any
 import torch
 from jsonargparse import lazy_instance
 from lightning.pytorch.callbacks import RichProgressBar
-from lightning.pytorch.loggers import WandbLogger
 
 from isr_lightning.callbacks import TrainingTimeBudget
 from isr_lightning.data import VideoPairDataModule
@@ -38,6 +37,7 @@ from isr_lightning.evaluation import (
 )
 from isr_lightning.evaluation.commands import extract_features
 from isr_lightning.lightning_cli import build_from_config, recipe_path
+from isr_lightning.loggers import WandbLogger
 from isr_lightning.module import ISRModule
 from isr_lightning.pairs import mine_batch_pairs, pair_precision_counts
 from isr_lightning.synth import generate_benchmark, generate_corpus
@@ -111,12 +111,6 @@ def save_ranked_lists(split: ReIDSplit, query: Features, gallery: Features, path
     render_ranked_lists(query_images, gallery_images, correct.tolist()).save(path)
 
 
-def _wandb_logger(out: Path) -> WandbLogger:
-    """A lazily built wandb logger: offline (no account needed) unless an API key is configured."""
-    online = bool(os.environ.get("WANDB_API_KEY")) and os.environ.get("WANDB_MODE") != "offline"
-    return lazy_instance(WandbLogger, project="isr-lightning-demo", save_dir=str(out), offline=not online)
-
-
 def _evaluate(model: ISRModule, split: ReIDSplit, corpus: Path) -> tuple[dict[str, float], Features, Features]:
     query, gallery = embed_split(model, split)
     scores = benchmark_scores(query, gallery)
@@ -162,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides,
         trainer_defaults={
             "default_root_dir": str(args.out),
-            "logger": _wandb_logger(args.out),
+            "logger": lazy_instance(WandbLogger, project="isr-lightning-demo", save_dir=str(args.out)),
             "callbacks": [lazy_instance(TrainingTimeBudget, minutes=args.minutes), lazy_instance(RichProgressBar)],
         },
     )
