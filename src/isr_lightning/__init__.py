@@ -1,27 +1,42 @@
-"""isr-lightning: identity-seeking self-supervised person re-identification from video."""
+"""isr-lightning: identity-seeking self-supervised person re-identification from video.
 
-from isr_lightning.batch import FramePairBatch
-from isr_lightning.checkpoints import load_isr_release, load_weights, remap_isr_release_state_dict
-from isr_lightning.export import export_onnx, export_torchscript
-from isr_lightning.losses import ReliabilityWeightedInfoNCE, reliability_weighted_info_nce
-from isr_lightning.matching import (
-    GreedyMiner,
-    HungarianMiner,
-    InstanceMiner,
-    MutualNearestMiner,
-    NearestMiner,
-    PairMiner,
-)
-from isr_lightning.module import ISRModule
-from isr_lightning.optim import WarmupCosineLR
-from isr_lightning.predict import EmbeddingWriter, ImageFolderDataModule, ImageFolderDataset
-from isr_lightning.reliability import (
-    BidirectionalReliability,
-    MarginReliability,
-    PairSoftmaxReliability,
-    Reliability,
-    UniformReliability,
-)
+Public names are imported on first use (PEP 562), so ``import isr_lightning.evaluation`` or
+``isr_lightning.synth`` does not pull in timm and Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "FramePairBatch": "batch",
+    "load_isr_release": "checkpoints",
+    "load_weights": "checkpoints",
+    "remap_isr_release_state_dict": "checkpoints",
+    "export_onnx": "export",
+    "export_torchscript": "export",
+    "ReliabilityWeightedInfoNCE": "losses",
+    "reliability_weighted_info_nce": "losses",
+    "GreedyMiner": "matching",
+    "HungarianMiner": "matching",
+    "InstanceMiner": "matching",
+    "MutualNearestMiner": "matching",
+    "NearestMiner": "matching",
+    "PairMiner": "matching",
+    "ISRModule": "module",
+    "WarmupCosineLR": "optim",
+    "EmbeddingWriter": "predict",
+    "ImageFolderDataModule": "predict",
+    "ImageFolderDataset": "predict",
+    "BidirectionalReliability": "reliability",
+    "MarginReliability": "reliability",
+    "PairSoftmaxReliability": "reliability",
+    "Reliability": "reliability",
+    "UniformReliability": "reliability",
+}
 
 __all__ = [
     "BidirectionalReliability",
@@ -49,4 +64,39 @@ __all__ = [
     "reliability_weighted_info_nce",
     "remap_isr_release_state_dict",
 ]
-__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from isr_lightning.batch import FramePairBatch
+    from isr_lightning.checkpoints import load_isr_release, load_weights, remap_isr_release_state_dict
+    from isr_lightning.export import export_onnx, export_torchscript
+    from isr_lightning.losses import ReliabilityWeightedInfoNCE, reliability_weighted_info_nce
+    from isr_lightning.matching import (
+        GreedyMiner,
+        HungarianMiner,
+        InstanceMiner,
+        MutualNearestMiner,
+        NearestMiner,
+        PairMiner,
+    )
+    from isr_lightning.module import ISRModule
+    from isr_lightning.optim import WarmupCosineLR
+    from isr_lightning.predict import EmbeddingWriter, ImageFolderDataModule, ImageFolderDataset
+    from isr_lightning.reliability import (
+        BidirectionalReliability,
+        MarginReliability,
+        PairSoftmaxReliability,
+        Reliability,
+        UniformReliability,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"isr_lightning.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'isr_lightning' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
