@@ -22,7 +22,7 @@ dataset order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,31 +34,11 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["IMAGE_EXTENSIONS", "EmbeddingWriter", "ImageFolderDataModule", "ImageFolderDataset", "image_transform"]
+from isr_lightning.evaluation.datasets import eval_transform
+
+__all__ = ["IMAGE_EXTENSIONS", "EmbeddingWriter", "ImageFolderDataModule", "ImageFolderDataset"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-
-def image_transform(data_config: dict[str, Any]) -> Callable[[Image.Image], Tensor]:
-    """Resize to ``input_size`` (bicubic) and normalise with ``mean``/``std``, without augmentation.
-
-    Args:
-        data_config: ``{"input_size": (3, H, W), "mean": (3,), "std": (3,)}``, e.g.
-            ``ISRModule.data_config``.
-
-    Returns:
-        A function from a PIL image to a ``(3, H, W)`` float tensor.
-    """
-    from torchvision import transforms
-
-    _, height, width = data_config["input_size"]
-    return transforms.Compose(
-        [
-            transforms.Resize((height, width), interpolation=transforms.InterpolationMode.BICUBIC),
-            transforms.ToTensor(),
-            transforms.Normalize(data_config["mean"], data_config["std"]),
-        ]
-    )
 
 
 class ImageFolderDataset(Dataset):
@@ -83,7 +63,7 @@ class ImageFolderDataset(Dataset):
         self.paths = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
         if not self.paths:
             raise FileNotFoundError(f"no image ({', '.join(sorted(suffixes))}) under {self.root}")
-        self.transform = image_transform(data_config)
+        self.transform = eval_transform(data_config)
 
     def __len__(self) -> int:
         return len(self.paths)
