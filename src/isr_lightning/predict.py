@@ -1,4 +1,4 @@
-"""Embed an image folder with ``trainer.predict`` and write the embeddings with their file names.
+"""Embed an image folder or the person boxes of videos with ``trainer.predict``; write them with names.
 
 Command line (LightningCLI ``predict``; the input size and normalisation come from the model)::
 
@@ -22,6 +22,8 @@ dataset order.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from isr_lightning.evaluation.datasets import eval_transform
 
-__all__ = ["IMAGE_EXTENSIONS", "EmbeddingWriter", "ImageFolderDataModule", "ImageFolderDataset"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "EmbeddingWriter",
+    "ImageFolderDataModule",
+    "ImageFolderDataset",
+    "VideoCropDataModule",
+    "VideoCropDataset",
+]
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -199,3 +210,136 @@ class EmbeddingWriter(BasePredictionWriter):
         else:
             np.save(path, embeddings)
             path.with_suffix(".names.txt").write_text("".join(f"{n}\n" for n in names))
+
+
+class VideoCropDataset(Dataset):
+    """Every person box of a video corpus as ``(crop, name)``, for ``trainer.predict``.
+
+    ``root`` is anything :class:`~isr_lightning.data.VideoPairDataModule` reads (videos with
+    MOT sidecars, MOT sequence folders, a manifest). Boxes are clipped to the frame and boxes
+    smaller than ``min_box_size`` dropped, as for training. A clip whose video or box file
+    cannot be read is skipped with a warning and counted in :attr:`skipped`.
+
+    Names are ``"<clip_id>/<frame:06d>/<k>"``: the 1-based frame number of the box file and
+    the box's position among the kept boxes of that frame.
+
+    Args:
+        root: corpus location.
+        data_config: ``{"input_size": (3, H, W), "mean", "std"}``, e.g. ``ISRModule.data_config``.
+        box_source: ``"detections"`` or ``"gt"``.
+        score_threshold: minimum detection score (``None``: keep all).
+        min_box_size: minimum box width and height in pixels.
+        video_backend: ``"decord"`` or ``"pyav"``.
+
+    Raises:
+        ValueError: no box in the whole corpus.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        data_config: dict[str, Any],
+        box_source: str = "detections",
+        score_threshold: float | None = None,
+        min_box_size: float = 8.0,
+        video_backend: str = "decord",
+    ) -> None:
+        from isr_lightning.data.mot import MalformedDetectionsError, filter_boxes, read_mot_file
+        from isr_lightning.data.sources import discover_clips
+        from isr_lightning.data.video import UnreadableVideoError, open_reader
+
+        if box_source not in ("detections", "gt"):
+            raise ValueError(f"box_source must be 'detections' or 'gt', got {box_source!r}")
+        self.clips = discover_clips(root, use_gt=box_source == "gt")
+        self.transform = eval_transform(data_config)
+        self.video_backend = video_backend
+        self.skipped: Counter[str] = Counter()
+        self.items: list[tuple[int, int, int, np.ndarray]] = []  # clip, frame, box, (4,) xyxy
+        for c, clip in enumerate(self.clips):
+            path = clip.gt if box_source == "gt" else clip.detections
+            try:
+                reader = open_reader(clip, backend=video_backend)
+                width, height, num_frames = reader.width, reader.height, reader.num_frames
+                del reader  # decoders are opened again, per process, in __getitem__
+                if path is None:
+                    raise FileNotFoundError(f"{clip.source}: no box file")
+                boxes = read_mot_file(path, is_gt=box_source == "gt", score_threshold=score_threshold)
+            except (UnreadableVideoError, OSError, MalformedDetectionsError, ValueError) as err:
+                self.skipped[type(err).__name__] += 1
+                log.warning("skipping clip %s: %s", clip.clip_id, err)
+                continue
+            for frame in sorted(f for f in boxes if 1 <= f <= num_frames):
+                kept = filter_boxes(boxes[frame], width, height, min_box_size)
+                self.items += [(c, frame, k, box) for k, box in enumerate(kept.boxes)]
+        if not self.items:
+            raise ValueError(f"{root}: no person box to embed in {len(self.clips)} clips")
+        self._reader: tuple[int, Any] | None = None
+        self._frame: tuple[tuple[int, int], np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # open decoders never cross processes
+        return {**self.__dict__, "_reader": None, "_frame": None}
+
+    def _frame_array(self, clip_index: int, frame: int) -> np.ndarray:
+        from isr_lightning.data.video import open_reader
+
+        if self._frame is None or self._frame[0] != (clip_index, frame):
+            if self._reader is None or self._reader[0] != clip_index:
+                self._reader = (clip_index, open_reader(self.clips[clip_index], backend=self.video_backend))
+            self._frame = ((clip_index, frame), self._reader[1].get_frames([frame - 1])[0])
+        return self._frame[1]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, str]:
+        from isr_lightning.data.transforms import crop_boxes
+
+        clip_index, frame, k, box = self.items[index]
+        crop = crop_boxes(self._frame_array(clip_index, frame), box[None])[0]
+        name = f"{self.clips[clip_index].clip_id}/{frame:06d}/{k}"
+        return self.transform(Image.fromarray(np.ascontiguousarray(crop))), name
+
+
+class VideoCropDataModule(LightningDataModule):
+    """Predict-only data module over :class:`VideoCropDataset`; reads the model's ``data_config``.
+
+    Args:
+        root: corpus location (see :class:`VideoCropDataset`).
+        batch_size: crops per batch.
+        num_workers: loader workers (started from a ``forkserver``, like the training loader).
+        box_source: ``"detections"`` or ``"gt"``.
+        score_threshold: minimum detection score.
+        min_box_size: minimum box width and height in pixels.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        box_source: str = "detections",
+        score_threshold: float | None = None,
+        min_box_size: float = 8.0,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.dataset_kwargs = {
+            "box_source": box_source,
+            "score_threshold": score_threshold,
+            "min_box_size": min_box_size,
+        }
+
+    def predict_dataloader(self) -> DataLoader:
+        """Crops in (clip, frame, box) order."""
+        dataset = VideoCropDataset(self.root, self.trainer.lightning_module.data_config, **self.dataset_kwargs)
+        context = "forkserver" if self.num_workers > 0 else None
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            multiprocessing_context=context,
+        )
