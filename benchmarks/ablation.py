@@ -4,8 +4,9 @@ Rows: random init (no training); instance discrimination (two augmented views of
 what MoCo/SimCLR learn); ISR with nearest-neighbour pairing; ISR with uniform weights; ISR
 with each reliability definition. Each trained row runs the ``cpu_demo.yaml`` recipe with
 the row's overrides for ``--steps`` optimizer steps. Reported: rank-1/mAP on the
-cross-domain benchmark and the pair precision of the row's own miner on (unaugmented)
-training frame pairs, per seed and as mean over seeds.
+cross-domain benchmark and the precision of Hungarian matching on the row's embeddings of
+(unaugmented) training frame pairs (the same association for every row), per seed and as
+mean over seeds.
 
 Results are appended to ``OUT/results.jsonl`` as each run ends; a rerun skips the
 (row, seed) runs already there, so an interrupted ablation resumes.

@@ -38,8 +38,10 @@ from isr_lightning.evaluation import (
 from isr_lightning.evaluation.commands import extract_features
 from isr_lightning.lightning_cli import build_from_config, recipe_path
 from isr_lightning.loggers import WandbLogger
+from isr_lightning.matching import HungarianMiner
 from isr_lightning.module import ISRModule
 from isr_lightning.pairs import mine_batch_pairs, pair_precision_counts
+from isr_lightning.reliability import UniformReliability
 from isr_lightning.synth import generate_benchmark, generate_corpus
 
 __all__ = ["benchmark_scores", "main", "training_pair_precision"]
@@ -75,9 +77,12 @@ def benchmark_scores(query: Features, gallery: Features) -> dict[str, float]:
 
 @torch.no_grad()
 def training_pair_precision(model: ISRModule, corpus: Path, image_size: Sequence[int], num_batches: int = 12) -> float:
-    """Precision of the pairs the model's miner forms on (unaugmented) training frame pairs.
+    """Precision of Hungarian matching on the model's embeddings of (unaugmented) training frame pairs.
 
-    Uses the ground-truth track ids of the synthetic corpus, which training never sees.
+    The same association for every model, whatever its own pair miner (an instance-
+    discrimination model cannot associate two frames itself), so that the number compares
+    representations. Uses the ground-truth track ids of the synthetic corpus, which training
+    never sees.
     """
     data = VideoPairDataModule(
         root=corpus,
@@ -92,7 +97,7 @@ def training_pair_precision(model: ISRModule, corpus: Path, image_size: Sequence
     correct = total = 0
     for batch in data.train_dataloader():
         embeddings = model.embed(batch.crops)
-        pairs = mine_batch_pairs(embeddings, batch.pair_index, batch.frame_side, model.pair_miner, model.reliability)
+        pairs = mine_batch_pairs(embeddings, batch.pair_index, batch.frame_side, HungarianMiner(), UniformReliability())
         c, t = pair_precision_counts(pairs, batch.track_ids.to(embeddings.device))
         correct, total = correct + c, total + t
     return correct / max(total, 1)
