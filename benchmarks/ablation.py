@@ -42,8 +42,9 @@ ROWS: dict[str, list[str]] = {
 }
 
 
-def run(row: str, seed: int, steps: int, corpus: Path, split, extra: list[str]) -> dict:
+def run(row: str, seed: int, steps: int, corpus: Path, split, out: Path, extra: list[str]) -> dict:
     overrides = [
+        f"--trainer.default_root_dir={out / f'{row}-seed{seed}'}",
         f"--data.init_args.root={corpus}",
         f"--seed_everything={seed}",
         f"--data.init_args.seed={seed}",
@@ -110,7 +111,7 @@ def main() -> None:
             key = (row, seed, args.steps if row != "random_init" else 0)
             if key in done:
                 continue
-            result = run(row, seed, args.steps, corpus, split, [*args.overrides, *extra])
+            result = run(row, seed, args.steps, corpus, split, args.out, [*args.overrides, *extra])
             print(json.dumps(result), flush=True)
             with results_path.open("a") as f:
                 f.write(json.dumps(result) + "\n")
