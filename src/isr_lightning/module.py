@@ -17,7 +17,7 @@ from isr_lightning.distributed import all_reduce_sum
 from isr_lightning.losses import ReliabilityWeightedInfoNCE
 from isr_lightning.matching import PairMiner, build_miner
 from isr_lightning.optim import WarmupCosineLR
-from isr_lightning.pairs import mine_batch_pairs, pair_precision_counts
+from isr_lightning.pairs import MinedPairs, mine_batch_pairs, pair_precision_counts
 from isr_lightning.reliability import Reliability, build_reliability
 
 __all__ = ["ISRModule", "create_timm_backbone"]
@@ -184,7 +184,7 @@ class ISRModule(LightningModule):
         self._log_training_statistics(loss, pairs, batch)
         return loss
 
-    def _log_training_statistics(self, loss: Tensor, pairs: Any, batch: FramePairBatch) -> None:
+    def _log_training_statistics(self, loss: Tensor, pairs: MinedPairs, batch: FramePairBatch) -> None:
         batch_size = batch.num_crops
         self.log("train/loss", loss.detach(), prog_bar=True, sync_dist=True, batch_size=batch_size)
         correct, total = pair_precision_counts(pairs, batch.track_ids) if batch.track_ids is not None else (0, 0)
