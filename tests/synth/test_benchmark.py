@@ -75,6 +75,11 @@ def test_deterministic_and_cached(bench, tmp_path):
     assert generate_benchmark(tmp_path / "b", num_identities=10, seed=3, **SMALL).cached
     other = generate_benchmark(tmp_path / "b", num_identities=10, seed=4, **SMALL)
     assert not other.cached
+    # a cache written by another generator version is rendered again
+    meta_path = tmp_path / "b" / "benchmark.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "format": "isr-lightning synthetic Market-1501 benchmark v1"}))
+    assert not generate_benchmark(tmp_path / "b", num_identities=10, seed=4, **SMALL).cached
 
 
 def test_validation(tmp_path):

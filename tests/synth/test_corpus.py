@@ -60,6 +60,10 @@ def test_cache_reused_and_invalidated(corpus, tmp_path):
     changed = generate_corpus(root, num_clips=1, seed=2, preview=False, **TINY)
     assert not changed.cached
     assert json.loads((root / "corpus.json").read_text())["config"]["seed"] == 2
+    # a cache written by another generator version is rendered again
+    meta = json.loads((root / "corpus.json").read_text())
+    (root / "corpus.json").write_text(json.dumps({**meta, "format": "isr-lightning synthetic corpus v1"}))
+    assert not generate_corpus(root, num_clips=1, seed=2, preview=False, **TINY).cached
 
 
 def test_video_decodes_to_rendered_frames(corpus):

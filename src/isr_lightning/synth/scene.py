@@ -195,7 +195,7 @@ def _draw_mall(rng: np.random.Generator, cam: GroundCamera, wall_z: float) -> np
     # floor: large checkered tiles in perspective
     c1, c2 = MALL_FLOORS[rng.integers(len(MALL_FLOORS))]
     c1, c2 = _jitter(rng, c1, 10), _jitter(rng, c2, 10)
-    c2 = tuple(int(0.55 * a + 0.45 * b) for a, b in zip(c1, c2, strict=True))  # type: ignore[assignment]
+    c2 = tuple(int(0.75 * a + 0.25 * b) for a, b in zip(c1, c2, strict=True))  # type: ignore[assignment]
     tile = rng.uniform(1.2, 2.2)
     xs = np.arange(-60, 60, tile)
     zs = np.arange(1.5, wall_z + tile, tile)
@@ -401,7 +401,7 @@ def sample_response(rng: np.random.Generator, domain: str) -> CameraResponse:
         return CameraResponse(
             gain, float(rng.uniform(0.9, 1.1)), float(rng.uniform(0.9, 1.1)), 0.0, float(rng.uniform(1.0, 3.0))
         )
-    gain = tuple(float(g) for g in rng.uniform(0.84, 1.12, 3))
+    gain = tuple(float(g) for g in rng.uniform(0.88, 1.1, 3))
     return CameraResponse(
         gain,
         float(rng.uniform(0.8, 1.25)),

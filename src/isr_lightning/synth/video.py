@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 CORPUS_TAG = 0xA11CE  # seed-space tag of the training world
+# bumped whenever the generator renders different clips from the same config: caches made by
+# another version are regenerated
+CORPUS_FORMAT = "isr-lightning synthetic corpus v2"
 BODY_METRES = 1.7
 STRIDE_METRES = 1.4  # distance of one full walking cycle (two steps)
 OCCLUDER_CODE = -1
@@ -211,8 +214,8 @@ def _simulate_track(
         return float(rng.uniform(-1.25, 1.25) * half * z), z
 
     def near(x: float, z: float) -> tuple[float, float]:
-        """A waypoint 2-7 m away, so that people turn every few seconds."""
-        a, r = float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(2.0, 7.0))
+        """A waypoint 1.5-5 m away, so that people turn every few seconds."""
+        a, r = float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(1.5, 5.0))
         nz = float(np.clip(z + r * math.sin(a), 5.5, wall_z - 1.5))
         nx = float(np.clip(x + r * math.cos(a), -1.25 * half * nz, 1.25 * half * nz))
         return nx, nz
@@ -241,9 +244,9 @@ def _simulate_track(
         dx, dz = target[0] - x, target[1] - z
         d = math.hypot(dx, dz)
         if d < speed:
-            if rng.random() < 0.25:  # pause, maybe turning
+            if rng.random() < 0.35:  # pause, usually turning
                 dur = int(rng.uniform(0.5, 2.0) * fps)
-                pf = int(rng.integers(4)) if rng.random() < 0.5 else f
+                pf = int(rng.integers(4)) if rng.random() < 0.7 else f
                 xs[t : t + dur], zs[t : t + dur], facing[t : t + dur] = x, z, pf
                 phase[t : t + dur] = STAND
                 t += dur
@@ -648,16 +651,16 @@ def generate_corpus(
 
     if not force and meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("config") == config.to_dict() and all(complete(n) for n in names):
+        current = meta.get("format") == CORPUS_FORMAT and meta.get("config") == config.to_dict()
+        if current and all(complete(n) for n in names):
             return CorpusInfo(
                 root, config, names, config.num_frames, meta["num_gt_boxes"], meta["num_det_boxes"], cached=True
             )
-    resume = (
-        not force and partial_path.exists() and json.loads(partial_path.read_text()).get("config") == config.to_dict()
-    )
+    partial = {"format": CORPUS_FORMAT, "config": config.to_dict()}
+    resume = not force and partial_path.exists() and json.loads(partial_path.read_text()) == partial
     if meta_path.exists():
         meta_path.unlink()
-    partial_path.write_text(json.dumps({"config": config.to_dict()}))
+    partial_path.write_text(json.dumps(partial))
     todo = [i for i, n in enumerate(names) if not (resume and complete(n))]
     jobs = [(str(root), config.to_dict(), i) for i in todo]
     if workers > 1 and len(jobs) > 1:
@@ -673,7 +676,7 @@ def generate_corpus(
     n_gt = sum(_count_lines(root / f"{n}.gt.txt") for n in names)
     n_det = sum(_count_lines(root / f"{n}.det.txt") for n in names)
     meta = {
-        "format": "isr-lightning synthetic corpus v1",
+        "format": CORPUS_FORMAT,
         "config": config.to_dict(),
         "clips": names,
         "num_frames": config.num_frames,
