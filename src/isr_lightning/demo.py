@@ -15,7 +15,7 @@ import argparse
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import torch
 from jsonargparse import lazy_instance
 from lightning.pytorch.callbacks import RichProgressBar
 
+from isr_lightning.batch import FramePairBatch
 from isr_lightning.callbacks import TrainingTimeBudget
 from isr_lightning.data import VideoPairDataModule
 from isr_lightning.evaluation import (
@@ -44,7 +45,7 @@ from isr_lightning.pairs import mine_batch_pairs, pair_precision_counts
 from isr_lightning.reliability import UniformReliability
 from isr_lightning.synth import generate_benchmark, generate_corpus
 
-__all__ = ["benchmark_scores", "main", "training_pair_precision"]
+__all__ = ["benchmark_scores", "main", "training_pair_precision", "unaugmented_frame_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,8 @@ def benchmark_scores(query: Features, gallery: Features) -> dict[str, float]:
     return {key: float(value) for key, value in result.to_dict().items() if key in REPORTED}
 
 
-@torch.no_grad()
-def training_pair_precision(model: ISRModule, corpus: Path, image_size: Sequence[int], num_batches: int = 12) -> float:
-    """Precision of Hungarian matching on the model's embeddings of (unaugmented) training frame pairs.
-
-    The same association for every model, whatever its own pair miner (an instance-
-    discrimination model cannot associate two frames itself), so that the number compares
-    representations. Uses the ground-truth track ids of the synthetic corpus, which training
-    never sees.
-    """
+def unaugmented_frame_pairs(corpus: Path, image_size: Sequence[int], num_batches: int = 12) -> Iterator[FramePairBatch]:
+    """A fixed set of training batches (8 frame pairs, 0.5-3 s apart, no augmentation) with gt ids."""
     data = VideoPairDataModule(
         root=corpus,
         image_size=tuple(image_size),
@@ -94,8 +88,20 @@ def training_pair_precision(model: ISRModule, corpus: Path, image_size: Sequence
         num_workers=0,
         seed=12345,
     )
+    yield from data.train_dataloader()
+
+
+@torch.no_grad()
+def training_pair_precision(model: ISRModule, corpus: Path, image_size: Sequence[int], num_batches: int = 12) -> float:
+    """Precision of Hungarian matching on the model's embeddings of (unaugmented) training frame pairs.
+
+    The same association for every model, whatever its own pair miner (an instance-
+    discrimination model cannot associate two frames itself), so that the number compares
+    representations. Uses the ground-truth track ids of the synthetic corpus, which training
+    never sees.
+    """
     correct = total = 0
-    for batch in data.train_dataloader():
+    for batch in unaugmented_frame_pairs(corpus, image_size, num_batches):
         embeddings = model.embed(batch.crops)
         pairs = mine_batch_pairs(embeddings, batch.pair_index, batch.frame_side, HungarianMiner(), UniformReliability())
         c, t = pair_precision_counts(pairs, batch.track_ids.to(embeddings.device))
