@@ -85,6 +85,19 @@ def test_deterministic_and_cached(bench, tmp_path):
 def test_validation(tmp_path):
     with pytest.raises(ValueError):
         generate_benchmark(tmp_path, num_identities=5, num_cameras=10)
+    with pytest.raises(ValueError, match="domain"):
+        generate_benchmark(tmp_path, num_identities=5, domain="beach")
+
+
+def test_street_control_same_people_other_domain(bench, tmp_path):
+    street = generate_benchmark(tmp_path / "s", num_identities=10, seed=3, domain="street", **SMALL)
+    assert {pid for pid, _, _ in _parse(street.root / "query")} == {pid for pid, _, _ in _parse(bench.root / "query")}
+    meta = json.loads((street.root / "benchmark.json").read_text())
+    assert meta["config"]["domain"] == "street"
+    # street cameras are mild (training-video responses); mall cameras are not
+    assert all(cam["response"]["blur"] == 0.0 for cam in meta["cameras"])
+    mall_meta = json.loads((bench.root / "benchmark.json").read_text())
+    assert any(cam["response"]["blur"] > 0.0 for cam in mall_meta["cameras"])
 
 
 def test_no_train_folder_without_train_identities(tmp_path):

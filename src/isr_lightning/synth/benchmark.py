@@ -5,7 +5,8 @@ per-camera colour cast, gamma, blur, noise and JPEG quality), with identities dr
 seed space disjoint from the training corpus. Every camera also has its own viewpoint: a
 preferred facing (one camera sees mostly fronts, another mostly backs or profiles), its own
 resolution (person height in native pixels, so low-resolution cameras give blurry
-upsampled crops) and a slight vertical squash (elevation).
+upsampled crops) and a slight vertical squash (elevation). ``domain="street"`` renders the
+same people and cameras in the training videos' domain instead: an in-domain control.
 
 Layout (see ``docs/synthetic_data.md``)::
 
@@ -29,7 +30,7 @@ from PIL import Image
 
 from isr_lightning.synth.identity import sample_outfit
 from isr_lightning.synth.render import NUM_PHASES, STAND, SpriteBank
-from isr_lightning.synth.scene import CameraResponse, Scene, make_scene, sample_response
+from isr_lightning.synth.scene import DOMAINS, CameraResponse, Scene, make_scene, sample_response
 
 __all__ = ["BenchmarkConfig", "BenchmarkInfo", "generate_benchmark", "parse_market_name"]
 
@@ -55,6 +56,9 @@ class BenchmarkConfig:
         num_train_identities: identities in ``bounding_box_train`` (disjoint from the test).
         image_width: saved crop width.
         image_height: saved crop height.
+        domain: ``"mall"`` (default: another visual domain than the training videos) or
+            ``"street"`` (the training videos' domain with their mild camera responses: an
+            in-domain control that separates the domain gap from the cross-camera task).
 
     """
 
@@ -68,8 +72,11 @@ class BenchmarkConfig:
     num_train_identities: int = 0
     image_width: int = 64
     image_height: int = 128
+    domain: str = "mall"
 
     def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"domain must be one of {DOMAINS}, got {self.domain!r}")
         if not 2 <= self.num_cameras <= 9:
             raise ValueError("num_cameras must be in [2, 9]")
         if not 1 <= self.num_identities <= 9999:
@@ -135,10 +142,10 @@ class _Camera:
     squash: float
 
 
-def _make_camera(seed: int, index: int) -> _Camera:
+def _make_camera(seed: int, index: int, domain: str) -> _Camera:
     rng = _rng(seed, 0, index)
-    scene = make_scene(rng, _SCENE_W, _SCENE_H, "mall", num_occluders=0)
-    response = sample_response(rng, "mall")
+    scene = make_scene(rng, _SCENE_W, _SCENE_H, domain, num_occluders=0)
+    response = sample_response(rng, domain)
     facing_p = rng.dirichlet([0.6, 0.6, 0.6, 0.6]) + 0.05
     return _Camera(
         index, scene, response, facing_p / facing_p.sum(), float(rng.uniform(55, 150)), float(rng.uniform(0.88, 1.0))
@@ -290,7 +297,7 @@ def generate_benchmark(
             shutil.rmtree(root / k)
     for d in dirs.values():
         d.mkdir(parents=True)
-    cams = [_make_camera(cfg.seed, c + 1) for c in range(cfg.num_cameras)]
+    cams = [_make_camera(cfg.seed, c + 1, cfg.domain) for c in range(cfg.num_cameras)]
     size = (cfg.image_width, cfg.image_height)
     frame = [0] * cfg.num_cameras
     pool_rng = _rng(cfg.seed, 3)

@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--distractors", type=int, default=200)
     b.add_argument("--junk", type=int, default=100)
     b.add_argument("--train-identities", type=int, default=0)
+    b.add_argument("--domain", choices=("mall", "street"), default="mall", help="street: in-domain control")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--force", action="store_true", help="regenerate even if cached")
     b.add_argument("--no-preview", action="store_true")
@@ -93,6 +94,7 @@ def synth_main(argv: list[str]) -> int:
                 num_distractors=args.distractors,
                 num_junk=args.junk,
                 num_train_identities=args.train_identities,
+                domain=args.domain,
             )
             what = (
                 f"{info.num_query} queries, {info.num_gallery} gallery images "
