@@ -189,4 +189,5 @@ def main(argv: list[str] | None = None) -> int:
     print(_table(before, after))
     print(f"\ntrained {cli.trainer.global_step} steps; outputs in {args.out.resolve()}:")
     print("  isr.ckpt  metrics.json  ranked_lists.png")
+    print("what to expect from these numbers: docs/benchmarks.md, section 'The demo'")
     return 0
