@@ -96,13 +96,14 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--identities", type=int, default=150)
+    parser.add_argument("--domain", choices=("mall", "street"), default="mall", help="street: in-domain control")
     parser.add_argument("overrides", nargs="*", help="extra recipe overrides for every row")
     args, extra = parser.parse_known_args()
     data_dir = args.cache / "demo-seed0"
     corpus = data_dir / f"corpus-{args.clips}"
-    bench = data_dir / f"benchmark-{args.identities}"
+    bench = data_dir / (f"benchmark-{args.identities}" + ("" if args.domain == "mall" else f"-{args.domain}"))
     generate_corpus(corpus, num_clips=args.clips, seed=0)
-    generate_benchmark(bench, num_identities=args.identities, seed=1)
+    generate_benchmark(bench, num_identities=args.identities, seed=1, domain=args.domain)
     split = load_market_layout(bench, name="synthetic-benchmark")
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ seed space disjoint from the training corpus. Every camera also has its own view
 preferred facing (one camera sees mostly fronts, another mostly backs or profiles), its own
 resolution (person height in native pixels, so low-resolution cameras give blurry
 upsampled crops) and a slight vertical squash (elevation). ``domain="street"`` renders the
-same people and cameras in the training videos' domain instead: an in-domain control.
+same identities in the training videos' domain instead: an in-domain control.
 
 Layout (see ``docs/synthetic_data.md``)::
 
