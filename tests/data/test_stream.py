@@ -176,3 +176,28 @@ def test_forked_workers_do_not_share_the_parents_open_readers(corpus):
     for (c1, f1, x1), (c2, f2, x2) in zip(got, cold, strict=True):
         assert (c1, f1) == (c2, f2)
         torch.testing.assert_close(x1, x2)
+
+
+def test_files_are_parsed_once_per_clip_when_readers_are_reopened(corpus, monkeypatch):
+    import isr_lightning.data.stream as stream_module
+
+    calls = {"parse": 0, "open": 0}
+
+    def counting(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    reference = [_stream(corpus, reader_cache=64).make_batch(0, 0, 1, 1, b) for b in range(6)]
+    monkeypatch.setattr(stream_module, "read_mot_file", counting("parse", stream_module.read_mot_file))
+    monkeypatch.setattr(stream_module, "open_reader", counting("open", stream_module.open_reader))
+    thrashing = _stream(corpus, reader_cache=1)
+    for b, want in enumerate(reference):  # 6 batches x 3 clips: every clip comes round again
+        got = thrashing.make_batch(0, 0, 1, 1, b)
+        assert _summary(got) == _summary(want)
+        torch.testing.assert_close(got.crops, want.crops)
+    num_clips = len(thrashing.clips)
+    assert calls["open"] > num_clips  # readers were reopened ...
+    assert calls["parse"] == 2 * num_clips  # ... but each detection and gt file was parsed once

@@ -74,11 +74,18 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _OpenClip:
-    reader: FrameReader
+class _ClipIndex:
+    """What a clip's files say, parsed once per worker: boxes per frame and sampling bounds."""
+
     frames: dict[int, FrameBoxes]  # MOT frame number -> filtered boxes (ids = gt ids or -1)
     valid: np.ndarray  # sorted frame numbers with enough boxes
     delta: tuple[int, int]
+
+
+@dataclass
+class _OpenClip:
+    reader: FrameReader
+    index: _ClipIndex
 
 
 class VideoPairStream(IterableDataset):
@@ -109,7 +116,11 @@ class VideoPairStream(IterableDataset):
         gt_iou: minimum IoU for a detection to take a ground-truth id (one-to-one matching).
         seed: base seed.
         decode_threads: decoder threads per reader.
-        reader_cache: open clips kept per worker.
+        reader_cache: open video readers kept per worker (a 640x360 decord reader holds
+            about 50 MB).
+        index_cache: clips whose parsed boxes are kept per worker. A reader is reopened
+            whenever its clip comes round again (clips are visited cyclically), but the
+            detection and ground-truth files are parsed only once.
         video_backend: ``"decord"`` (default) or ``"pyav"`` (seek + decode forward with PyAV).
     """
 
@@ -135,6 +146,7 @@ class VideoPairStream(IterableDataset):
         seed: int = 0,
         decode_threads: int = 1,
         reader_cache: int = 16,
+        index_cache: int = 256,
         video_backend: str = "decord",
     ) -> None:
         if not clips:
@@ -171,6 +183,7 @@ class VideoPairStream(IterableDataset):
         self.seed = seed
         self.decode_threads = decode_threads
         self.reader_cache = reader_cache
+        self.index_cache = index_cache
         if video_backend not in ("decord", "pyav"):
             raise ValueError(f"video_backend must be 'decord' or 'pyav', got {video_backend!r}")
         self.video_backend = video_backend
@@ -186,6 +199,7 @@ class VideoPairStream(IterableDataset):
         # open readers hold decoder handles and file offsets: never share them across processes
         self._pid: int | None = os.getpid()
         self._open: OrderedDict[int, _OpenClip] = OrderedDict()
+        self._index: OrderedDict[int, _ClipIndex] = OrderedDict()
         self._bad: dict[int, str] = {}
         self._warned: set[str] = set()
 
@@ -195,7 +209,8 @@ class VideoPairStream(IterableDataset):
     def __getstate__(self) -> dict:
         # open readers hold decoder handles: workers (fork or spawn) reopen their own clips
         state = self.__dict__.copy()
-        state["_open"], state["_bad"], state["_warned"], state["_pid"] = OrderedDict(), {}, set(), None
+        state["_open"], state["_index"] = OrderedDict(), OrderedDict()
+        state["_bad"], state["_warned"], state["_pid"] = {}, set(), None
         return state
 
     def set_epoch(self, epoch: int) -> None:
@@ -272,6 +287,17 @@ class VideoPairStream(IterableDataset):
             reader = open_reader(clip, self.decode_threads, self.video_backend)
         except UnreadableVideoError as err:
             raise SkipItem("unreadable_video", str(err)) from err
+        opened = _OpenClip(reader, self._clip_index(index, reader))
+        self._open[index] = opened
+        while len(self._open) > self.reader_cache:
+            self._open.popitem(last=False)
+        return opened
+
+    def _clip_index(self, index: int, reader: FrameReader) -> _ClipIndex:
+        if index in self._index:
+            self._index.move_to_end(index)
+            return self._index[index]
+        clip = self.clips[index]
         frames = self._boxes_of(clip, reader)
         delta = self._delta(reader)
         valid = np.array(sorted(f for f, fb in frames.items() if len(fb) >= self.min_crops_per_frame), dtype=np.int64)
@@ -280,9 +306,9 @@ class VideoPairStream(IterableDataset):
                 "clip_too_short",
                 f"{clip.source}: {reader.num_frames} frames, shorter than delta {delta[0]}",
             )
-        opened = _OpenClip(reader, frames, valid, delta)
+        parsed = _ClipIndex(frames, valid, delta)
         if self.pairing == "temporal":
-            lo, hi = self._pair_bounds(opened)
+            lo, hi = self._pair_bounds(parsed)
             if int((hi - lo).sum()) == 0:
                 raise SkipItem(
                     "too_few_people",
@@ -291,13 +317,13 @@ class VideoPairStream(IterableDataset):
                 )
         elif len(valid) == 0:
             raise SkipItem("too_few_people", f"{clip.source}: no frame with >= {self.min_crops_per_frame} boxes")
-        self._open[index] = opened
-        while len(self._open) > self.reader_cache:
-            self._open.popitem(last=False)
-        return opened
+        self._index[index] = parsed
+        while len(self._index) > self.index_cache:
+            self._index.popitem(last=False)
+        return parsed
 
     @staticmethod
-    def _pair_bounds(c: _OpenClip) -> tuple[np.ndarray, np.ndarray]:
+    def _pair_bounds(c: _ClipIndex) -> tuple[np.ndarray, np.ndarray]:
         lo = np.searchsorted(c.valid, c.valid + c.delta[0], side="left")
         hi = np.searchsorted(c.valid, c.valid + c.delta[1], side="right")
         return lo, np.maximum(hi, lo)
@@ -308,7 +334,7 @@ class VideoPairStream(IterableDataset):
             log.warning("skipping: %s", message)
 
     # ------------------------------------------------------------------ sampling
-    def sample_frames(self, c: _OpenClip, rng: np.random.Generator) -> tuple[int, int]:
+    def sample_frames(self, c: _ClipIndex, rng: np.random.Generator) -> tuple[int, int]:
         """Draw MOT frame numbers ``(t, t + delta)`` uniformly over the valid pairs of a clip."""
         if self.pairing == "instance":
             t = int(c.valid[rng.integers(len(c.valid))])
@@ -328,7 +354,7 @@ class VideoPairStream(IterableDataset):
 
     def _make_sample(self, index: int, rng: np.random.Generator) -> FramePairSample:
         c = self._open_clip(index)
-        t, u = self.sample_frames(c, rng)
+        t, u = self.sample_frames(c.index, rng)
         cap = None if self.max_crops_per_pair is None else self.max_crops_per_pair // 2
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         try:
@@ -336,13 +362,13 @@ class VideoPairStream(IterableDataset):
         except (UnreadableVideoError, IndexError) as err:
             self._open.pop(index, None)
             raise SkipItem("unreadable_video", str(err)) from err
-        fa = self._subset(c.frames[t], cap, rng)
+        fa = self._subset(c.index.frames[t], cap, rng)
         raw_a = self.transform.resize(crop_boxes(frames[0], fa.boxes))
         if self.pairing == "instance":
             fb, crops_a = fa, self.transform.from_resized(raw_a, gen)
             crops_b = self.transform.from_resized(raw_a, gen)
         else:
-            fb = self._subset(c.frames[u], cap, rng)
+            fb = self._subset(c.index.frames[u], cap, rng)
             crops_a = self.transform.from_resized(raw_a, gen)
             crops_b = self.transform(crop_boxes(frames[1], fb.boxes), gen)
         return FramePairSample(
