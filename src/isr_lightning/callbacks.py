@@ -19,10 +19,11 @@ log = logging.getLogger(__name__)
 class TrainingTimeBudget(Callback):
     """Train for a wall-clock budget with a complete learning-rate schedule.
 
-    After ``calibration_steps`` optimizer steps it measures the step time, sets the
-    trainer's ``max_steps`` to the number of steps that fit in the remaining budget, and
-    sets ``total_steps`` of every :class:`~isr_lightning.WarmupCosineLR`, so the cosine decay
-    ends when the budget does (``Trainer(max_time=...)`` would cut the schedule short instead).
+    It times ``calibration_steps`` optimizer steps after the first one (the first step
+    carries the start-up: dataloader workers, cold caches), sets the trainer's ``max_steps``
+    to the steps that fit in the rest of the budget, and sets ``total_steps`` of every
+    :class:`~isr_lightning.WarmupCosineLR`, so the cosine decay ends when the budget does
+    (``Trainer(max_time=...)`` would cut the schedule short instead).
 
     Args:
         minutes: training budget in minutes (set-up and evaluation not included).
@@ -40,13 +41,21 @@ class TrainingTimeBudget(Callback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
         self._start = time.perf_counter()
+        self._first_step_end: float | None = None
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:  # noqa: D102
-        step = trainer.global_step
-        if self.planned_steps is not None or step < self.calibration_steps:
+        step, now = trainer.global_step, time.perf_counter()
+        if self.planned_steps is not None or step < 1:
             return
-        elapsed = time.perf_counter() - self._start
-        self.planned_steps = max(step + 1, int(self.seconds * step / elapsed))
+        if self._first_step_end is None:
+            self._first_step_end, self._first_step = now, step
+            return
+        timed = step - self._first_step
+        if timed < self.calibration_steps:
+            return
+        seconds_per_step = (now - self._first_step_end) / timed
+        remaining = self.seconds - (now - self._start)
+        self.planned_steps = max(step + 1, step + int(remaining / seconds_per_step))
         if trainer.max_steps > 0:
             self.planned_steps = min(self.planned_steps, trainer.max_steps)
         trainer.fit_loop.epoch_loop.max_steps = self.planned_steps
@@ -54,7 +63,10 @@ class TrainingTimeBudget(Callback):
             if isinstance(config.scheduler, WarmupCosineLR):
                 config.scheduler.total_steps = self.planned_steps
         log.info(
-            "time budget %.0f s: %.2f s/step, training for %d steps", self.seconds, elapsed / step, self.planned_steps
+            "time budget %.0f s: %.2f s/step, training for %d steps",
+            self.seconds,
+            seconds_per_step,
+            self.planned_steps,
         )
 
 

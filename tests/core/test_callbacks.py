@@ -49,6 +49,42 @@ def test_budget_sets_max_steps_and_cosine_length(tmp_path: Path) -> None:
     assert scheduler.lr_factor(budget.planned_steps) == pytest.approx(scheduler.min_lr_ratio)
 
 
+class SlowStart(Callback):
+    """A first step that carries 1.5 s of start-up (workers, caches), then 0.1 s steps."""
+
+    def on_train_batch_end(self, trainer: Trainer, *args: object) -> None:
+        time.sleep(1.5 if trainer.global_step == 1 else 0.1)
+
+
+def test_budget_excludes_start_up_from_the_step_time(tmp_path: Path) -> None:
+    model = ISRModule(
+        backbone="test_vit",
+        backbone_kwargs={"img_size": (32, 16), "patch_size": 8},
+        image_size=(32, 16),
+        embed_dim=8,
+        lr_scheduler=lambda opt: WarmupCosineLR(opt, warmup_steps=1),
+    )
+    budget = TrainingTimeBudget(minutes=4.0 / 60, calibration_steps=3)  # 4 s
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=1000,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[SlowStart(), budget],
+    )
+    start = time.perf_counter()
+    trainer.fit(model, DataLoader(BatchList([make_frame_pair_batch(2, seed=s) for s in range(1000)]), batch_size=None))
+    elapsed = time.perf_counter() - start
+    # 1.5 s of start-up leave at most 25 steps of >= 0.1 s; counting the start-up as step
+    # time (1.8 s / 4 steps) would have planned about 9 and ended after about 4.5 s
+    assert budget.planned_steps is not None and 15 <= budget.planned_steps <= 26
+    assert trainer.global_step == budget.planned_steps
+    assert elapsed > 3.0
+
+
 def test_budget_validates_arguments() -> None:
     with pytest.raises(ValueError, match="minutes"):
         TrainingTimeBudget(minutes=0)
