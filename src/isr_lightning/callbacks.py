@@ -42,6 +42,7 @@ class TrainingTimeBudget(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
         self._start = time.perf_counter()
         self._first_step_end: float | None = None
+        self._first_step = 0
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:  # noqa: D102
         step, now = trainer.global_step, time.perf_counter()
