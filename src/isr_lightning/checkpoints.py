@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from isr_lightning.bundled_weights import bundled_state_dict, find_bundled_weights, is_bundled_name
+
 if TYPE_CHECKING:
     from isr_lightning.module import ISRModule
 
@@ -159,8 +161,15 @@ def remap_isr_release_state_dict(
 
 
 def _load_exactly(target: nn.Module, state_dict: Mapping[str, Tensor], what: str, source: str | Path) -> None:
-    """``load_state_dict(strict=True)`` with an error naming the file and a few bad keys."""
-    expected = set(target.state_dict())
+    """``load_state_dict(strict=True)`` with an error naming the file and a few bad keys.
+
+    BatchNorm ``num_batches_tracked`` counters absent from ``state_dict`` keep the target's
+    values: many published files leave them out, and they do not change the output.
+    """
+    own = target.state_dict()
+    counters = {k: v for k, v in own.items() if k.endswith(".num_batches_tracked") and k not in state_dict}
+    state_dict = {**state_dict, **counters}
+    expected = set(own)
     missing = sorted(expected - set(state_dict))
     unexpected = sorted(set(state_dict) - expected)
     if missing or unexpected:
@@ -193,19 +202,29 @@ def load_weights(module: ISRModule, source: str | Path) -> str:
       :func:`remap_isr_release_state_dict` into backbone and projection.
     - ``backbone``: anything else is a backbone state dict (e.g. a timm checkpoint; classifier
       weights are dropped); the projection keeps its initialisation.
+    - ``bundled``: ``source`` is the name of weights an installed package ships
+      (``"imagenet"``; see :mod:`isr_lightning.bundled_weights`); the projection keeps its
+      initialisation.
 
     Args:
         module: the model to fill; its architecture must match the weights.
-        source: local file or ``http(s)://`` URL (see :func:`read_state_dict`).
+        source: local file, ``http(s)://`` URL (see :func:`read_state_dict`) or bundled name.
 
     Returns:
-        The kind of file that was loaded: ``isr-lightning``, ``isr-release`` or ``backbone``.
+        The kind of weights that was loaded: ``isr-lightning``, ``isr-release``, ``backbone``
+        or ``bundled``.
 
     Raises:
-        FileNotFoundError: ``source`` does not exist.
+        FileNotFoundError: ``source`` does not exist, or the package of bundled weights is
+            not installed.
         ValueError: the weights do not match the model; the message names the file and a few
             missing and unexpected keys.
     """
+    if is_bundled_name(source):
+        bundled = find_bundled_weights(str(source), str(module.hparams.get("backbone")))
+        backbone_sd = bundled_state_dict(bundled, module.backbone)
+        _load_exactly(module.backbone, backbone_sd, f"backbone ({bundled.backbone})", bundled.path())
+        return "bundled"
     state_dict = read_state_dict(source)
     if any(k.startswith(("backbone.", "projection.")) for k in state_dict):
         _load_exactly(module, state_dict, "ISRModule", source)

@@ -69,3 +69,16 @@ def test_weights_that_do_not_match_name_the_file_and_keys(trained_ckpt: Path) ->
     with pytest.raises(ValueError, match=r"resnet\.pth.*missing keys, e\.g\. \['blocks") as error:
         ISRModule(**TINY_VIT, weights=str(path))
     assert "unexpected keys, e.g. ['bn1" in str(error.value)
+
+
+def test_a_state_dict_without_batchnorm_counters_loads_but_a_missing_weight_fails(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    source = timm.create_model("resnet10t", pretrained=False, num_classes=0)
+    state = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "no_counters.pth")
+    module = ISRModule(backbone="resnet10t", weights=str(tmp_path / "no_counters.pth"), image_size=(32, 16))
+    _assert_backbone_equal(module, source)
+    del state["layer1.0.conv1.weight"]
+    torch.save(state, tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match=r"1 missing keys, e\.g\. \['layer1\.0\.conv1\.weight'\]"):
+        ISRModule(backbone="resnet10t", weights=str(tmp_path / "missing.pth"), image_size=(32, 16))
