@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from typing_extensions import Self, override
 
 from isr_lightning.batch import FramePairBatch
 from isr_lightning.distributed import all_reduce_sum
@@ -77,9 +78,18 @@ class ISRModule(LightningModule):
         optimizer: optimizer factory ``params -> Optimizer`` (LightningCLI ``OptimizerCallable``).
         lr_scheduler: scheduler factory ``optimizer -> LRScheduler`` stepped every optimizer
             step, or ``None`` for a constant rate.
+        freeze_bn_stats: keep the backbone's BatchNorm layers in eval mode while training, so
+            their running statistics stay those of the weights loaded (ImageNet's): small
+            batches of one visual world otherwise pull them towards that world's look, which
+            hurts other domains. Their affine weights still train.
+        backbone_lr_scale: the backbone's learning rate as a fraction of the optimizer's
+            (the projection trains at the full rate); below 1 when starting from pretrained
+            weights that the new head should not wash out.
         weights: file or URL loaded after building the model: an isr-lightning ``.ckpt``, the
             released ISR checkpoint (``model.*``/``feat.*``, remapped to current timm), or a
-            backbone state dict (``.pth``/``.safetensors``; the projection stays random). See
+            backbone state dict (``.pth``/``.safetensors``; the projection stays random); or
+            ``"imagenet"``: ImageNet weights an installed package ships, no download (for
+            ``mobilenetv2_100``; see :mod:`isr_lightning.bundled_weights`). See
             :func:`~isr_lightning.checkpoints.load_weights`; not saved in the hyperparameters,
             so ``load_from_checkpoint`` never needs the file again.
     """
@@ -96,11 +106,15 @@ class ISRModule(LightningModule):
         temperature: float = 0.1,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = WarmupCosineLR,
+        freeze_bn_stats: bool = False,
+        backbone_lr_scale: float = 1.0,
         weights: str | None = None,
     ) -> None:
         super().__init__()
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1, got {embed_dim}")
+        if backbone_lr_scale < 0:
+            raise ValueError(f"backbone_lr_scale must be >= 0, got {backbone_lr_scale}")
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "weights"])
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.backbone, num_features = self.build_backbone()
@@ -115,6 +129,7 @@ class ISRModule(LightningModule):
             from isr_lightning.checkpoints import load_weights
 
             load_weights(self, weights)
+        self.train(self.training)  # applies freeze_bn_stats
 
     def build_backbone(self) -> tuple[nn.Module, int]:
         """Build the feature extractor; override this to use a non-timm backbone.
@@ -125,6 +140,16 @@ class ISRModule(LightningModule):
         kwargs = dict(self.hparams.backbone_kwargs or {})
         model = create_timm_backbone(self.hparams.backbone, self.hparams.pretrained, **kwargs)
         return model, int(model.num_features)
+
+    @override
+    def train(self, mode: bool = True) -> Self:
+        """Set training mode; with ``freeze_bn_stats`` the backbone's BatchNorm stays in eval mode."""
+        super().train(mode)
+        if mode and self.hparams.freeze_bn_stats:
+            for layer in self.backbone.modules():
+                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                    layer.eval()
+        return self
 
     @property
     def data_config(self) -> dict[str, Any]:
@@ -139,9 +164,10 @@ class ISRModule(LightningModule):
             images: ``(B, 3, H, W)`` normalised images.
 
         Returns:
-            ``(B, D)`` L2-normalised embeddings.
+            ``(B, D)`` float32 L2-normalised embeddings.
         """
-        return F.normalize(self.projection(self.backbone(images)), dim=-1)
+        # normalised in float32: under bf16/fp16 autocast the projection's output is half precision
+        return F.normalize(self.projection(self.backbone(images)).float(), dim=-1)
 
     @torch.no_grad()
     def embed(self, images: Tensor) -> Tensor:
@@ -219,8 +245,16 @@ class ISRModule(LightningModule):
         self.log_dict(stats, batch_size=batch_size)
 
     def configure_optimizers(self) -> Any:
-        """Build the optimizer and the per-step learning-rate schedule from the factories."""
-        optimizer = self.optimizer_factory(self.parameters())
+        """Build the optimizer and the per-step learning-rate schedule from the factories.
+
+        Two parameter groups: the backbone, at ``backbone_lr_scale`` times the optimizer's
+        learning rate, and the rest (the projection) at the full rate.
+        """
+        backbone = list(self.backbone.parameters())
+        in_backbone = {id(p) for p in backbone}
+        head = [p for p in self.parameters() if id(p) not in in_backbone]
+        optimizer = self.optimizer_factory([{"params": backbone}, {"params": head}])
+        optimizer.param_groups[0]["lr"] *= self.hparams.backbone_lr_scale
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)

@@ -145,3 +145,53 @@ def test_warmup_cosine_schedule_by_hand() -> None:
     assert schedule.lr_factor(9) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way through the decay
     assert schedule.lr_factor(14) == pytest.approx(0.1)
     assert schedule.lr_factor(100) == pytest.approx(0.1)
+
+
+def _bn_layers(model: ISRModule) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_freeze_bn_stats_keeps_running_statistics_and_trains_affine_weights(freeze: bool, tmp_path: Path) -> None:
+    seed_everything(0)
+    model = ISRModule(backbone="resnet10t", image_size=(32, 16), embed_dim=16, freeze_bn_stats=freeze)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    modes: list[bool] = []
+
+    class RecordBatchNormMode(Callback):
+        def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+            modes.append(any(layer.training for layer in _bn_layers(model)))
+
+    batches = [make_frame_pair_batch(4, seed=s) for s in range(2)]
+    _trainer(2, tmp_path, [RecordBatchNormMode()]).fit(model, DataLoader(BatchList(batches), batch_size=None))
+    after = model.backbone.state_dict()
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    affine = [k for k in before if (k.startswith("bn") or ".bn" in k) and k.endswith(("weight", "bias"))]
+    assert stats and affine
+    assert all(torch.equal(before[k], after[k]) for k in stats) == freeze
+    assert any(not torch.equal(before[k], after[k]) for k in affine)
+    assert modes == [not freeze] * 2
+    model.embed(torch.randn(2, 3, 32, 16))  # eval and back to train
+    assert model.training and any(layer.training for layer in _bn_layers(model)) == (not freeze)
+
+
+def test_backbone_lr_scale_sets_the_backbone_group_rate(tmp_path: Path) -> None:
+    seed_everything(0)
+    model = ISRModule(
+        backbone="resnet10t",
+        image_size=(32, 16),
+        embed_dim=16,
+        backbone_lr_scale=0.0,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.5),
+        lr_scheduler=None,
+    )
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = _trainer(1, tmp_path, [])
+    trainer.fit(model, DataLoader(BatchList([make_frame_pair_batch(4)]), batch_size=None))
+    assert [group["lr"] for group in trainer.optimizers[0].param_groups] == [0.0, 0.5]
+    params = dict(model.named_parameters())
+    frozen = [k for k in params if k.startswith("backbone.")]
+    assert all(torch.equal(before[k], params[k]) for k in frozen)
+    assert not torch.equal(before["projection.weight"], params["projection.weight"])
+    with pytest.raises(ValueError, match="backbone_lr_scale"):
+        ISRModule(backbone="resnet10t", backbone_lr_scale=-1.0)
