@@ -46,18 +46,20 @@ def reliability_weighted_info_nce(
             loss passes the sum over all ranks.
 
     Returns:
-        Scalar loss; 0 (still attached to ``embeddings``) when there are no pairs or the
-        weights sum to 0.
+        Scalar float32 loss, computed in float32 whatever the autocast state; 0 (still
+        attached to ``embeddings``) when there are no pairs or the weights sum to 0.
     """
-    weights = weights.detach().to(embeddings.dtype)
-    total = weights.sum() if weight_total is None else torch.as_tensor(weight_total).to(weights)
-    if anchors.numel() == 0 or not total > 0:
-        return embeddings.sum() * 0.0
-    pair_losses = 0.5 * (
-        _directional_loss(embeddings, anchors, positives, temperature)
-        + _directional_loss(embeddings, positives, anchors, temperature)
-    )
-    return (weights * pair_losses).sum() / total
+    with torch.autocast(embeddings.device.type, enabled=False):  # float32 under mixed precision
+        embeddings = embeddings.float()
+        weights = weights.detach().float()
+        total = weights.sum() if weight_total is None else torch.as_tensor(weight_total).to(weights)
+        if anchors.numel() == 0 or not total > 0:
+            return embeddings.sum() * 0.0
+        pair_losses = 0.5 * (
+            _directional_loss(embeddings, anchors, positives, temperature)
+            + _directional_loss(embeddings, positives, anchors, temperature)
+        )
+        return (weights * pair_losses).sum() / total
 
 
 class ReliabilityWeightedInfoNCE(nn.Module):
@@ -95,7 +97,7 @@ class ReliabilityWeightedInfoNCE(nn.Module):
         if world_size == 1:
             return reliability_weighted_info_nce(embeddings, anchors, positives, weights, self.temperature)
         all_embeddings, offset = gather_variable_with_grad(embeddings)
-        weight_total = all_reduce_sum(weights.detach().sum().to(embeddings.dtype))
+        weight_total = all_reduce_sum(weights.detach().sum().float())
         loss = reliability_weighted_info_nce(
             all_embeddings, anchors + offset, positives + offset, weights, self.temperature, weight_total
         )

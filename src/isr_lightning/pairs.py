@@ -48,8 +48,9 @@ def mine_batch_pairs(
 ) -> MinedPairs:
     """Associate the crops of the two frames of every frame pair and weigh each match.
 
-    The similarity matrix is computed once for the batch on the embeddings' device, then
-    moved to the CPU in one transfer for the (sequential) matching.
+    The similarity matrix is computed once for the batch on the embeddings' device, in
+    float32 whatever the autocast state, then moved to the CPU in one transfer for the
+    (sequential) matching.
 
     Args:
         embeddings: ``(N, D)`` L2-normalised embeddings (detached inside).
@@ -62,7 +63,9 @@ def mine_batch_pairs(
         The mined pairs, on the embeddings' device.
     """
     device = embeddings.device
-    similarity = (embeddings.detach().float() @ embeddings.detach().float().t()).cpu()
+    with torch.autocast(device.type, enabled=False):  # float32 under bf16/fp16 mixed precision too
+        detached = embeddings.detach().float()
+        similarity = (detached @ detached.t()).cpu()
     groups = frame_pair_groups(pair_index.cpu(), frame_side.cpu())
     anchors, positives, weights = [], [], []
     for idx_t, idx_t_delta in groups:
