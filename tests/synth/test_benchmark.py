@@ -6,6 +6,7 @@ import json
 import re
 from collections import defaultdict
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -107,3 +108,28 @@ def test_no_train_folder_without_train_identities(tmp_path):
 
     split = load_market_layout(info.root)
     assert len(split.query) == info.num_query and split.train == []
+
+
+@pytest.mark.parametrize(("domain", "style"), [("station", "shaded"), ("park", "outlined")])
+def test_other_domains_same_people_drawn_their_own_way(bench, tmp_path, domain, style):
+    other = generate_benchmark(tmp_path / domain, num_identities=10, seed=3, domain=domain, preview=False, **SMALL)
+    assert {pid for pid, _, _ in _parse(other.root / "query")} == {pid for pid, _, _ in _parse(bench.root / "query")}
+    assert other.config.style == style and bench.config.style == "flat"
+    name = sorted(p.name for p in (bench.root / "query").iterdir())[0]
+    mine = np.asarray(Image.open(other.root / "query" / name), np.float32)
+    mall = np.asarray(Image.open(bench.root / "query" / name), np.float32)
+    assert np.abs(mine - mall).mean() > 10  # another place, camera and drawing
+
+
+def test_person_style_overrides_the_domain_style(tmp_path):
+    small = dict(SMALL, num_distractors=0, num_junk=0, num_train_identities=0)
+    flat = generate_benchmark(tmp_path / "a", num_identities=2, seed=3, preview=False, **small)
+    outlined = generate_benchmark(
+        tmp_path / "b", num_identities=2, seed=3, person_style="outlined", preview=False, **small
+    )
+    assert outlined.config.style == "outlined"
+    name = sorted(p.name for p in (flat.root / "query").iterdir())[0]
+    a, b = (np.asarray(Image.open(info.root / "query" / name), np.float32) for info in (flat, outlined))
+    assert np.abs(a - b).mean() > 3
+    with pytest.raises(ValueError, match="person_style"):
+        generate_benchmark(tmp_path / "c", num_identities=2, person_style="sketch")

@@ -168,3 +168,24 @@ def test_config_validation():
         CorpusConfig(width=101)
     with pytest.raises(ValueError):
         CorpusConfig(min_people=5, max_people=2)
+
+
+def test_clip_looks_vary_with_look_variety_and_the_people_do_not():
+    varied = [ClipSimulator(CorpusConfig(seed=3, look_variety=1.0, **TINY), i) for i in range(6)]
+    mild = [ClipSimulator(CorpusConfig(seed=3, look_variety=0.0, person_styles=("flat",), **TINY), i) for i in range(6)]
+    assert {sim.look.style for sim in varied} == {"flat", "shaded"}
+    assert {sim.look.style for sim in mild} == {"flat"}
+    assert max(sim.response.blur for sim in varied) > 0.3 and all(sim.response.blur == 0 for sim in mild)
+    assert np.std([sim.look.z_near for sim in varied]) > 0.3 and {sim.look.z_near for sim in mild} == {5.0}
+    # the people have their own random stream: the same people at any variety
+    for a, b in zip(varied, mild, strict=True):
+        assert [bank.outfit for bank in a.banks] == [bank.outfit for bank in b.banks]
+
+
+def test_look_validation():
+    with pytest.raises(ValueError, match="person_styles"):
+        CorpusConfig(person_styles=("flat", "oil"))
+    with pytest.raises(ValueError, match="person_styles"):
+        CorpusConfig(person_styles=())
+    with pytest.raises(ValueError, match="look_variety"):
+        CorpusConfig(look_variety=1.5)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
+from scipy import ndimage
 
 from isr_lightning.synth import render_person, sample_outfit
 from isr_lightning.synth.commands import synth_main
 from isr_lightning.synth.identity import PALETTE
-from isr_lightning.synth.render import BACK, FRONT, RIGHT, SpriteBank
+from isr_lightning.synth.render import BACK, FRONT, RIGHT, STYLES, SpriteBank
 
 
 def test_colours_are_shared_but_combinations_are_distinct():
@@ -103,3 +105,28 @@ def test_command_line(tmp_path, capsys):
     )
     assert any((bench / "query").iterdir())
     assert synth_main(["benchmark", str(bench), "--cameras", "12"]) == 2
+
+
+def test_drawing_styles_differ_and_keep_the_ground_point():
+    outfit = sample_outfit(np.random.default_rng(2))
+    flat, shaded, outlined = (SpriteBank(outfit, ref_height=120, style=s) for s in STYLES)
+    sprites = [bank.sprite(FRONT, 0, 120) for bank in (flat, shaded, outlined)]
+    (a, fx_a, fy_a), (b, _, fy_b), (c, fx_c, fy_c) = sprites
+    assert fy_a == pytest.approx(fy_b, abs=1) and fy_a == pytest.approx(fy_c, abs=2)  # feet on the same row
+    assert fx_c / c.shape[1] == pytest.approx(fx_a / a.shape[1], abs=0.05)  # still centred
+    assert c.shape[1] > 1.05 * a.shape[1]  # the outlined figure is stockier
+    # shading darkens the figure towards its silhouette, within the same alpha
+    inside = a[..., 3] > 127
+    np.testing.assert_array_equal(inside, b[..., 3] > 127)
+    rim = inside & ~ndimage.binary_erosion(inside, iterations=2)
+    core = ndimage.binary_erosion(inside, iterations=5)
+
+    def rim_to_core(sprite: np.ndarray) -> float:
+        return sprite[..., :3][rim].mean() / sprite[..., :3][core].mean()
+
+    assert rim_to_core(b) < rim_to_core(a) - 0.1
+    # outlines: the silhouette's border pixels are ink-dark
+    border = (c[..., 3] > 127) & ~ndimage.binary_erosion(c[..., 3] > 127)
+    assert c[..., :3][border].max(axis=-1).mean() < 80
+    with pytest.raises(ValueError, match="style"):
+        render_person(outfit, FRONT, 0, 120, style="watercolour")

@@ -5,8 +5,10 @@ per-camera colour cast, gamma, blur, noise and JPEG quality), with identities dr
 seed space disjoint from the training corpus. Every camera also has its own viewpoint: a
 preferred facing (one camera sees mostly fronts, another mostly backs or profiles), its own
 resolution (person height in native pixels, so low-resolution cameras give blurry
-upsampled crops) and a slight vertical squash (elevation). ``domain="street"`` renders the
-same identities in the training videos' domain instead: an in-domain control.
+upsampled crops) and a slight vertical squash (elevation). Other domains render the same
+identities elsewhere: ``"street"``, the training videos' domain (an in-domain control);
+``"station"`` and ``"park"``, other places, cameras and drawings of people (see
+:data:`DOMAIN_PERSON_STYLE`), for measuring generalization beyond one test domain.
 
 Layout (see ``docs/synthetic_data.md``)::
 
@@ -29,14 +31,16 @@ import numpy as np
 from PIL import Image
 
 from isr_lightning.synth.identity import sample_outfit
-from isr_lightning.synth.render import NUM_PHASES, STAND, SpriteBank
+from isr_lightning.synth.render import NUM_PHASES, STAND, STYLES, SpriteBank
 from isr_lightning.synth.scene import DOMAINS, CameraResponse, Scene, make_scene, sample_response
 
-__all__ = ["BenchmarkConfig", "BenchmarkInfo", "generate_benchmark", "parse_market_name"]
+__all__ = ["DOMAIN_PERSON_STYLE", "BenchmarkConfig", "BenchmarkInfo", "generate_benchmark", "parse_market_name"]
 
 BENCH_TAG = 0xB3AC4  # seed-space tag of the benchmark world (disjoint from the corpus)
 # bumped whenever the generator renders different images from the same config
-BENCHMARK_FORMAT = "isr-lightning synthetic Market-1501 benchmark v2"
+BENCHMARK_FORMAT = "isr-lightning synthetic Market-1501 benchmark v3"
+DOMAIN_PERSON_STYLE = {"street": "flat", "mall": "flat", "station": "shaded", "park": "outlined"}
+"""How each domain draws people by default (:data:`~isr_lightning.synth.render.STYLES`)."""
 _SCENE_W, _SCENE_H = 480, 320
 
 
@@ -56,9 +60,12 @@ class BenchmarkConfig:
         num_train_identities: identities in ``bounding_box_train`` (disjoint from the test).
         image_width: saved crop width.
         image_height: saved crop height.
-        domain: ``"mall"`` (default: another visual domain than the training videos) or
+        domain: ``"mall"`` (default: another visual domain than the training videos),
             ``"street"`` (the training videos' domain with their mild camera responses: an
-            in-domain control that separates the domain gap from the cross-camera task).
+            in-domain control that separates the domain gap from the cross-camera task),
+            ``"station"`` or ``"park"`` (other places and cameras).
+        person_style: how people are drawn (``"flat"``, ``"shaded"``, ``"outlined"``);
+            ``None``: the domain's own (:data:`DOMAIN_PERSON_STYLE`).
 
     """
 
@@ -73,10 +80,13 @@ class BenchmarkConfig:
     image_width: int = 64
     image_height: int = 128
     domain: str = "mall"
+    person_style: str | None = None
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
             raise ValueError(f"domain must be one of {DOMAINS}, got {self.domain!r}")
+        if self.person_style is not None and self.person_style not in STYLES:
+            raise ValueError(f"person_style must be one of {STYLES} or None, got {self.person_style!r}")
         if not 2 <= self.num_cameras <= 9:
             raise ValueError("num_cameras must be in [2, 9]")
         if not 1 <= self.num_identities <= 9999:
@@ -91,6 +101,11 @@ class BenchmarkConfig:
     def to_dict(self) -> dict:
         """JSON-serialisable form."""
         return asdict(self)
+
+    @property
+    def style(self) -> str:
+        """The drawing style of people in effect."""
+        return self.person_style or DOMAIN_PERSON_STYLE[self.domain]
 
 
 @dataclass
@@ -301,7 +316,8 @@ def generate_benchmark(
     size = (cfg.image_width, cfg.image_height)
     frame = [0] * cfg.num_cameras
     pool_rng = _rng(cfg.seed, 3)
-    passers = [SpriteBank(sample_outfit(pool_rng)) for _ in range(24)]
+    style = cfg.style
+    passers = [SpriteBank(sample_outfit(pool_rng), style=style) for _ in range(24)]
 
     def emit(img: Image.Image, folder: str, pid: int, cam: _Camera) -> str:
         frame[cam.index - 1] += 1
@@ -310,7 +326,7 @@ def generate_benchmark(
     counts = {"query": 0, "gallery": 0, "distractors": 0, "junk": 0, "train": 0}
     sheet_rows: list[list[str]] = []
     for pid in range(1, cfg.num_identities + 1):
-        bank = SpriteBank(sample_outfit(_rng(cfg.seed, 1, pid)))
+        bank = SpriteBank(sample_outfit(_rng(cfg.seed, 1, pid)), style=style)
         rng = _rng(cfg.seed, 2, pid)
         k = int(rng.integers(2, min(4, cfg.num_cameras) + 1))
         chosen = rng.choice(cfg.num_cameras, size=k, replace=False)
@@ -328,7 +344,7 @@ def generate_benchmark(
             sheet_rows.append(row)
     for i in range(cfg.num_distractors):
         rng = _rng(cfg.seed, 4, i)
-        bank = SpriteBank(sample_outfit(rng))
+        bank = SpriteBank(sample_outfit(rng), style=style)
         cam = cams[int(rng.integers(cfg.num_cameras))]
         emit(_render_crop(rng, bank, cam, passers, size), "bounding_box_test", 0, cam)
         counts["distractors"] += 1
@@ -340,7 +356,7 @@ def generate_benchmark(
         counts["junk"] += 1
     for t in range(cfg.num_train_identities):
         pid = cfg.num_identities + 1 + t
-        bank = SpriteBank(sample_outfit(_rng(cfg.seed, 6, t)))
+        bank = SpriteBank(sample_outfit(_rng(cfg.seed, 6, t)), style=style)
         rng = _rng(cfg.seed, 7, t)
         for c in rng.choice(cfg.num_cameras, size=2, replace=False):
             for _ in range(int(rng.integers(1, cfg.gallery_per_camera + 1))):

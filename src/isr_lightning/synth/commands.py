@@ -4,8 +4,10 @@ Usage::
 
     isr-lightning synth corpus ROOT [--clips 40] [--seconds 10] [--fps 12]
                                     [--width 640] [--height 360] [--seed 0] [--workers 1]
+                                    [--person-styles flat shaded] [--look-variety 0]
     isr-lightning synth benchmark ROOT [--identities 150] [--cameras 6] [--seed 0]
                                        [--distractors 200] [--junk 100]
+                                       [--domain mall|street|station|park] [--person-style S]
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--min-people", type=int, default=4)
     c.add_argument("--max-people", type=int, default=9)
     c.add_argument("--crf", type=int, default=23)
+    c.add_argument("--person-styles", nargs="+", default=["flat", "shaded"], help="drawing styles, one per clip")
+    c.add_argument("--look-variety", type=float, default=0.0, help="0-1: how much cameras differ between clips")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--workers", type=int, default=1)
     c.add_argument("--force", action="store_true", help="regenerate even if cached")
@@ -40,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--distractors", type=int, default=200)
     b.add_argument("--junk", type=int, default=100)
     b.add_argument("--train-identities", type=int, default=0)
-    b.add_argument("--domain", choices=("mall", "street"), default="mall", help="street: in-domain control")
+    b.add_argument(
+        "--domain", choices=("mall", "street", "station", "park"), default="mall", help="street: in-domain control"
+    )
+    b.add_argument("--person-style", default=None, help="flat, shaded or outlined (default: the domain's)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--force", action="store_true", help="regenerate even if cached")
     b.add_argument("--no-preview", action="store_true")
@@ -74,6 +81,8 @@ def synth_main(argv: list[str]) -> int:
                 min_people=args.min_people,
                 max_people=args.max_people,
                 crf=args.crf,
+                person_styles=tuple(args.person_styles),
+                look_variety=args.look_variety,
             )
             what = (
                 f"{len(info.clips)} clips x {info.num_frames} frames, "
@@ -95,6 +104,7 @@ def synth_main(argv: list[str]) -> int:
                 num_junk=args.junk,
                 num_train_identities=args.train_identities,
                 domain=args.domain,
+                person_style=args.person_style,
             )
             what = (
                 f"{info.num_query} queries, {info.num_gallery} gallery images "

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
+from scipy import ndimage
 
 from isr_lightning.synth.identity import Outfit
 
@@ -28,6 +29,7 @@ __all__ = [
     "REF_HEIGHT",
     "RIGHT",
     "STAND",
+    "STYLES",
     "SpriteBank",
     "render_person",
 ]
@@ -36,6 +38,7 @@ FRONT, BACK, RIGHT, LEFT = 0, 1, 2, 3
 FACINGS = ("front", "back", "right", "left")
 NUM_PHASES = 8
 STAND = -1  # phase index of the standing pose
+STYLES = ("flat", "shaded", "outlined")  # ways of drawing a person (render_person)
 REF_HEIGHT = 220  # body height (pixels) of the cached sprites; hats and hair add a margin
 _TOP = 8.0  # margin above the head, in body units (1 unit = 1 % of the body height)
 _CANVAS_W = 66.0
@@ -335,7 +338,9 @@ def _draw_side(pen: _Pen, o: Outfit, phase: float, walking: bool) -> None:
     _head_side(pen, o, cx)
 
 
-def render_person(outfit: Outfit, facing: int, phase_index: int, height_px: int = REF_HEIGHT) -> Image.Image:
+def render_person(
+    outfit: Outfit, facing: int, phase_index: int, height_px: int = REF_HEIGHT, style: str = "flat"
+) -> Image.Image:
     """Draw one person.
 
     Args:
@@ -343,12 +348,18 @@ def render_person(outfit: Outfit, facing: int, phase_index: int, height_px: int 
         facing: :data:`FRONT`, :data:`BACK`, :data:`RIGHT` or :data:`LEFT`.
         phase_index: walking phase in ``[0, NUM_PHASES)``, or :data:`STAND`.
         height_px: body height in pixels (the canvas adds a margin above for hats).
+        style: how the figure is drawn, one of :data:`STYLES`: ``"flat"`` (flat fills, a
+            gentle light gradient), ``"shaded"`` (rounded volumes: the figure darkens towards
+            its silhouette, light from one side) or ``"outlined"`` (ink lines around the
+            silhouette and between garments, colours posterised, a stockier figure).
 
     Returns:
         An RGBA image whose bottom-centre pixel row is the ground line under the feet:
         the feet touch row ``round(100 * u) + _TOP * u`` where ``u = height_px / 100``.
 
     """
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     pen = _Pen(height_px)
     walking = phase_index != STAND
     phase = 2 * math.pi * (phase_index % NUM_PHASES) / NUM_PHASES
@@ -356,17 +367,58 @@ def render_person(outfit: Outfit, facing: int, phase_index: int, height_px: int 
         _draw_front_back(pen, outfit, facing, phase, walking)
     else:
         _draw_side(pen, outfit, phase, walking)
-    image = pen.image
-    # soft light from above-left: a gentle horizontal and vertical gradient
-    arr = np.asarray(image).astype(np.float32)
+    arr = np.asarray(pen.image).astype(np.float32)
+    if style == "flat":
+        arr = _soft_light(arr)
+    elif style == "shaded":
+        arr = _rounded_volumes(arr, pen.u)
+    else:
+        arr = _ink_outlines(arr, pen.u)
+    image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGBA")
+    if style == "outlined":  # a stockier figure, same ground point (the bottom centre)
+        image = image.resize((round(image.width * 1.12), image.height), Image.Resampling.BILINEAR)
+    if facing == LEFT:
+        image = ImageOps.mirror(image)
+    return image
+
+
+def _soft_light(arr: np.ndarray) -> np.ndarray:
+    """Light from above-left: a gentle horizontal and vertical gradient."""
     h, w = arr.shape[:2]
     gx = np.linspace(1.06, 0.86, w, dtype=np.float32)[None, :]
     gy = np.linspace(1.04, 0.92, h, dtype=np.float32)[:, None]
     arr[..., :3] *= (gx * gy)[..., None]
-    image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGBA")
-    if facing == LEFT:
-        image = ImageOps.mirror(image)
-    return image
+    return arr
+
+
+def _rounded_volumes(arr: np.ndarray, u: float) -> np.ndarray:
+    """Darken towards the silhouette (limbs and torso look round), light from the right."""
+    inside = arr[..., 3] > 127
+    depth = ndimage.distance_transform_edt(inside) / (2.5 * u)
+    shade = 0.55 + 0.45 * np.clip(depth, 0, 1) ** 0.7
+    w = arr.shape[1]
+    side = np.linspace(0.9, 1.1, w, dtype=np.float32)[None, :]
+    arr[..., :3] *= (shade * side)[..., None]
+    return arr
+
+
+def _ink_outlines(arr: np.ndarray, u: float) -> np.ndarray:
+    """Posterised colours, dark lines between garments and around the silhouette."""
+    rgb = np.round(arr[..., :3] / 40.0) * 40.0
+    inside = arr[..., 3] > 127
+    edge = np.zeros(inside.shape, bool)
+    for axis in (0, 1):
+        step = np.abs(np.diff(arr[..., :3], axis=axis)).sum(-1) > 60
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (0, 1)
+        edge |= np.pad(step, pad)
+    edge = ndimage.binary_dilation(edge & inside, iterations=max(1, round(0.4 * u)))
+    ring = ndimage.binary_dilation(inside, iterations=max(1, round(0.8 * u))) & ~inside
+    ink = np.array([25, 22, 30], np.float32)
+    rgb[edge] = ink
+    rgb[ring] = ink
+    alpha = np.where(inside | ring, 255.0, 0.0).astype(np.float32)
+    return np.concatenate([rgb, alpha[..., None]], axis=-1)
 
 
 def _crop_box(alpha: np.ndarray) -> tuple[int, int, int, int]:
@@ -380,20 +432,22 @@ class SpriteBank:
     Args:
         outfit: the identity.
         ref_height: body height of the cached drawings (pixels).
+        style: drawing style, one of :data:`STYLES` (see :func:`render_person`).
 
     """
 
-    def __init__(self, outfit: Outfit, ref_height: int = REF_HEIGHT) -> None:
+    def __init__(self, outfit: Outfit, ref_height: int = REF_HEIGHT, style: str = "flat") -> None:
         self.outfit = outfit
         self.ref_height = ref_height
+        self.style = style
         self._cache: dict[tuple[int, int], tuple[Image.Image, float, float]] = {}
 
     def _get(self, facing: int, phase_index: int) -> tuple[Image.Image, float, float]:
         key = (facing, phase_index)
         if key not in self._cache:
-            img = render_person(self.outfit, facing, phase_index, self.ref_height)
+            img = render_person(self.outfit, facing, phase_index, self.ref_height, self.style)
             u = self.ref_height / 100.0
-            foot_x, foot_y = img.width / 2.0, (100 + _TOP) * u
+            foot_x, foot_y = img.width / 2.0, (100 + _TOP) * u  # every style keeps the bottom centre
             x0, y0, x1, y1 = _crop_box(np.asarray(img)[..., 3])
             img = img.crop((x0, y0, x1, y1))
             self._cache[key] = (img, foot_x - x0, foot_y - y0)

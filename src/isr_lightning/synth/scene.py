@@ -1,12 +1,17 @@
 """Scenes: ground-plane cameras, backgrounds, static occluders, lighting and camera response.
 
-Two visual domains share the code but not the look:
+Four visual domains share the code but not the look:
 
-* ``"street"`` (domain A, the training videos): daylight street, building façades with
-  windows and shop fronts, grey paving, sun shadows, lamp posts, benches, parked cars, bins.
-* ``"mall"`` (domain B, the benchmark): indoor hall, large checkered floor tiles, glass and
+* ``"street"`` (the training videos): daylight street, building façades with windows and
+  shop fronts, grey paving, sun shadows, lamp posts, benches, parked cars, bins.
+* ``"mall"`` (the main benchmark): indoor hall, large checkered floor tiles, glass and
   tiled walls, columns and planters, warm or fluorescent light, and per-camera colour cast,
   gamma, blur and noise.
+* ``"station"``: underground platform, concrete floor with a yellow safety strip, small
+  wall tiles with posters and a dark tunnel mouth, cold fluorescent light; washed-out,
+  noisy, blurry cameras.
+* ``"park"``: grass, a gravel path, trees and hedges under the sky, low evening sun with
+  long shadows; saturated consumer-camera colours.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ __all__ = [
 ]
 
 Color = tuple[int, int, int]
-DOMAINS = ("street", "mall")
+DOMAINS = ("street", "mall", "station", "park")
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,73 @@ def _draw_mall(rng: np.random.Generator, cam: GroundCamera, wall_z: float) -> np
     return np.asarray(img).astype(np.float32)
 
 
+def _draw_station(rng: np.random.Generator, cam: GroundCamera, wall_z: float) -> np.ndarray:
+    w, h = cam.width, cam.height
+    _, base = cam.foot(0, wall_z)
+    ppm = cam.pixels_per_metre(wall_z)
+    floor = _jitter(rng, (150, 150, 145), 15)
+    img = Image.new("RGB", (w, h), floor)
+    d = ImageDraw.Draw(img)
+    # yellow safety strip and the dark platform edge, running across the view at one depth
+    z_strip = float(rng.uniform(6.5, 9.0))
+    _, v0 = cam.foot(0, z_strip)
+    _, v1 = cam.foot(0, z_strip - 0.5)
+    d.rectangle([0, v0, w, v1], fill=_jitter(rng, (215, 185, 40), 12))
+    _, v2 = cam.foot(0, z_strip - 1.2)
+    d.rectangle([0, v2, w, h], fill=_jitter(rng, (70, 68, 66), 8))
+    # wall of small tiles with posters and a dark tunnel mouth
+    tile_col = _jitter(rng, ((225, 225, 215), (190, 210, 220), (215, 200, 170))[rng.integers(3)], 10)
+    d.rectangle([0, 0, w, base], fill=tile_col)
+    grout = tuple(int(c * 0.82) for c in tile_col)
+    step = max(3.0, 0.3 * ppm)
+    for y in np.arange(0, base, step):
+        d.line([0, y, w, y], fill=grout, width=1)
+    for x in np.arange(rng.uniform(0, step), w, step):
+        d.line([x, 0, x, base], fill=grout, width=1)
+    band = _jitter(rng, ((40, 80, 160), (170, 40, 40), (40, 130, 70))[rng.integers(3)], 15)
+    d.rectangle([0, base - 2.4 * ppm, w, base - 2.1 * ppm], fill=band)
+    x = rng.uniform(0, 3) * ppm
+    while x < w:
+        pw = rng.uniform(1.2, 2.2) * ppm
+        poster = _jitter(rng, tuple(int(c) for c in rng.integers(40, 230, 3)), 0)
+        d.rectangle([x, base - 1.9 * ppm, x + pw, base - 0.5 * ppm], fill=poster)
+        d.rectangle(
+            [x + 0.1 * pw, base - 1.8 * ppm, x + 0.9 * pw, base - 1.4 * ppm], fill=_jitter(rng, (235, 235, 230))
+        )
+        x += pw + rng.uniform(1.5, 4.0) * ppm
+    tx = rng.uniform(0.1, 0.7) * w
+    d.rectangle([tx, base - 3.5 * ppm, tx + rng.uniform(3, 6) * ppm, base], fill=(18, 18, 22))
+    d.rectangle([0, 0, w, 0.06 * h], fill=_jitter(rng, (240, 245, 250), 5))  # light strip
+    return np.asarray(img).astype(np.float32)
+
+
+def _draw_park(rng: np.random.Generator, cam: GroundCamera, wall_z: float) -> np.ndarray:
+    w, h = cam.width, cam.height
+    _, base = cam.foot(0, wall_z)
+    ppm = cam.pixels_per_metre(wall_z)
+    img = Image.new("RGB", (w, h), _jitter(rng, (95, 140, 60), 15))
+    d = ImageDraw.Draw(img)
+    # sky, distant tree line, then trees and hedges at the far edge of the lawn
+    sky = _jitter(rng, (150, 190, 225), 15)
+    for k in range(8):
+        col = tuple(int(c * (0.85 + 0.15 * k / 7)) for c in sky)
+        d.rectangle([0, base * k / 8, w, base * (k + 1) / 8], fill=col)
+    d.rectangle([0, base - 3.0 * ppm, w, base], fill=_jitter(rng, (60, 95, 55), 10))
+    for _ in range(int(w / (2.5 * ppm)) + 2):
+        tx, r = rng.uniform(0, w), rng.uniform(1.2, 2.4) * ppm
+        top = base - rng.uniform(4.0, 7.0) * ppm
+        d.rectangle([tx - 0.15 * ppm, top + r, tx + 0.15 * ppm, base], fill=_jitter(rng, (90, 65, 45), 10))
+        d.ellipse([tx - r, top, tx + r, top + 2 * r], fill=_jitter(rng, (50, 100, 45), 20))
+    d.rectangle([0, base - 0.9 * ppm, w, base], fill=_jitter(rng, (45, 85, 40), 10))
+    # a gravel path across the lawn, in perspective
+    x0, width = float(rng.uniform(-6, 6)), float(rng.uniform(2.0, 3.5))
+    slope = float(rng.uniform(-0.6, 0.6))
+    pts = [cam.foot(x0 + slope * z, z) for z in (2.0, wall_z)]
+    pts += [cam.foot(x0 + width + slope * z, z) for z in (wall_z, 2.0)]
+    d.polygon(pts, fill=_jitter(rng, (190, 175, 140), 12))
+    return np.asarray(img).astype(np.float32)
+
+
 def _occluder_sprite(rng: np.random.Generator, kind: str, ppm: float, domain: str) -> np.ndarray:
     """Draw an occluder whose ground contact is the bottom-centre of the returned sprite."""
     if kind == "pole":
@@ -271,7 +343,7 @@ def _occluder_sprite(rng: np.random.Generator, kind: str, ppm: float, domain: st
         d.rectangle([0, 0, pw, ph], fill=(*col, 255))
         d.rectangle([0, 0, pw * 0.25, ph], fill=(*tuple(int(c * 0.8) for c in col), 255))
     else:
-        pot = _jitter(rng, (150, 90, 60) if domain == "street" else (220, 220, 215), 20)
+        pot = _jitter(rng, (220, 220, 215) if domain == "mall" else (150, 90, 60), 20)
         d.rectangle([pw * 0.1, ph * 0.5, pw * 0.9, ph], fill=(*pot, 255))
         d.ellipse([0, 0, pw, ph * 0.65], fill=(*_jitter(rng, (50, 110, 50), 20), 255))
     return np.asarray(img)
@@ -310,10 +382,18 @@ def make_scene(
         bg = _draw_street(rng, cam, wall_z)
         sun = np.array(_jitter(rng, (255, 245, 225), 10), np.float32) / 245
         shade = np.array([0.68, 0.72, 0.82], np.float32) * rng.uniform(0.9, 1.1)
-    else:
+    elif domain == "mall":
         bg = _draw_mall(rng, cam, wall_z)
         sun = np.array(((1.08, 1.0, 0.82), (0.92, 1.02, 1.02))[rng.integers(2)], np.float32)
         shade = sun * np.float32(0.75)
+    elif domain == "station":
+        bg = _draw_station(rng, cam, wall_z)
+        sun = np.array((0.9, 0.98, 1.08), np.float32) * rng.uniform(0.8, 1.0)
+        shade = sun * np.float32(0.7)
+    else:
+        bg = _draw_park(rng, cam, wall_z)
+        sun = np.array(_jitter(rng, (255, 225, 180), 10), np.float32) / 230
+        shade = np.array([0.55, 0.62, 0.78], np.float32) * rng.uniform(0.9, 1.1)
     # surface texture
     tex = _value_noise(rng, height, width, 24) * 10 + _value_noise(rng, height, width, 4) * 5
     bg += tex[..., None]
@@ -335,7 +415,12 @@ def make_scene(
     bg = np.clip(bg, 0, 255).astype(np.uint8)
     # occluders
     occluders: list[Occluder] = []
-    kinds = ("pole", "bench", "car", "bin", "planter") if domain == "street" else ("column", "planter", "bench", "bin")
+    kinds = {
+        "street": ("pole", "bench", "car", "bin", "planter"),
+        "mall": ("column", "planter", "bench", "bin"),
+        "station": ("column", "bench", "bin"),
+        "park": ("pole", "bench", "bin", "planter"),
+    }[domain]
     n_occ = int(rng.integers(2, 6)) if num_occluders is None else num_occluders
     for _ in range(n_occ):
         kind = kinds[int(rng.integers(len(kinds)))]
@@ -394,8 +479,27 @@ def sample_response(rng: np.random.Generator, domain: str) -> CameraResponse:
     """Draw a camera response typical of a domain.
 
     Street cameras (training) are mild: small casts, near-linear tone. Mall cameras
-    (benchmark) have strong casts, different gamma, desaturation, blur and noise.
+    (benchmark) have strong casts, different gamma, desaturation, blur and noise. Station
+    cameras are washed out, blurry and noisy; park cameras saturate colours.
     """
+    if domain == "station":
+        return CameraResponse(
+            tuple(float(g) for g in rng.uniform(0.85, 1.12, 3)),
+            float(rng.uniform(0.85, 1.3)),
+            float(rng.uniform(0.55, 0.95)),
+            float(rng.uniform(0.3, 1.2)),
+            float(rng.uniform(3.0, 8.0)),
+            int(rng.integers(60, 90)),
+        )
+    if domain == "park":
+        return CameraResponse(
+            tuple(float(g) for g in rng.uniform(0.92, 1.1, 3)),
+            float(rng.uniform(0.75, 1.1)),
+            float(rng.uniform(1.05, 1.35)),
+            float(rng.uniform(0.0, 0.8)),
+            float(rng.uniform(1.0, 4.0)),
+            int(rng.integers(75, 95)),
+        )
     if domain == "street":
         gain = tuple(float(g) for g in rng.uniform(0.93, 1.07, 3))
         return CameraResponse(

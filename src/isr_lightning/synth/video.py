@@ -22,12 +22,14 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
 
 from isr_lightning.synth.identity import sample_outfit
-from isr_lightning.synth.render import BACK, FRONT, LEFT, NUM_PHASES, RIGHT, STAND, SpriteBank
-from isr_lightning.synth.scene import Scene, make_scene, sample_response
+from isr_lightning.synth.render import BACK, FRONT, LEFT, NUM_PHASES, RIGHT, STAND, STYLES, SpriteBank
+from isr_lightning.synth.scene import CameraResponse, Scene, make_scene
 
 __all__ = [
+    "ClipLook",
     "ClipSimulator",
     "CorpusConfig",
     "CorpusInfo",
@@ -37,6 +39,7 @@ __all__ = [
     "generate_clip",
     "generate_corpus",
     "read_mot",
+    "sample_clip_look",
     "simulate_detections",
     "write_preview",
 ]
@@ -44,7 +47,7 @@ __all__ = [
 CORPUS_TAG = 0xA11CE  # seed-space tag of the training world
 # bumped whenever the generator renders different clips from the same config: caches made by
 # another version are regenerated
-CORPUS_FORMAT = "isr-lightning synthetic corpus v2"
+CORPUS_FORMAT = "isr-lightning synthetic corpus v3"
 BODY_METRES = 1.7
 STRIDE_METRES = 1.4  # distance of one full walking cycle (two steps)
 OCCLUDER_CODE = -1
@@ -97,6 +100,13 @@ class CorpusConfig:
         seed: master seed.
         crf: libx264 constant rate factor (quality; 23 is the x264 default).
         detector: detection noise model.
+        person_styles: drawing styles of people (:data:`~isr_lightning.synth.render.STYLES`);
+            each clip draws one.
+        look_variety: how much the look varies from clip to clip, 0 to 1: camera colour
+            cast, tone curve, saturation, blur and noise, and the camera's zoom (people's
+            size). 0 (default) gives every clip a mild street camera: ISR's positives never
+            cross cameras, so a clip's camera teaches no invariance, and at the demo's budget
+            variety 1 lowered every benchmark (docs/benchmarks.md).
 
     """
 
@@ -110,8 +120,15 @@ class CorpusConfig:
     seed: int = 0
     crf: int = 23
     detector: DetectorNoise = field(default_factory=DetectorNoise)
+    person_styles: tuple[str, ...] = ("flat", "shaded")
+    look_variety: float = 0.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "person_styles", tuple(self.person_styles))
+        if not self.person_styles or any(style not in STYLES for style in self.person_styles):
+            raise ValueError(f"person_styles must be a non-empty subset of {STYLES}, got {self.person_styles}")
+        if not 0.0 <= self.look_variety <= 1.0:
+            raise ValueError(f"look_variety must be in [0, 1], got {self.look_variety}")
         if self.num_clips < 1:
             raise ValueError("num_clips must be >= 1")
         if self.width % 2 or self.height % 2 or self.width < 64 or self.height < 64:
@@ -127,8 +144,10 @@ class CorpusConfig:
         return max(2, round(self.seconds * self.fps))
 
     def to_dict(self) -> dict:
-        """JSON-serialisable form."""
-        return asdict(self)
+        """JSON-serialisable form (equal to itself after a JSON round trip)."""
+        d = asdict(self)
+        d["person_styles"] = list(self.person_styles)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> CorpusConfig:
@@ -186,6 +205,35 @@ class FrameAnnotations:
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *[int(k) for k in keys]]))
+
+
+@dataclass(frozen=True)
+class ClipLook:
+    """How one clip looks: drawing style, camera response and zoom.
+
+    Attributes:
+        style: drawing style of the clip's people.
+        response: camera response (colour cast, tone, saturation, blur, noise).
+        z_near: depth (metres) seen at the bottom image row: larger zooms in.
+    """
+
+    style: str
+    response: CameraResponse
+    z_near: float
+
+
+def sample_clip_look(rng: np.random.Generator, config: CorpusConfig) -> ClipLook:
+    """Draw a clip's look; ``config.look_variety`` scales how far it departs from the mild default."""
+    v = config.look_variety
+    style = config.person_styles[int(rng.integers(len(config.person_styles)))]
+    response = CameraResponse(
+        gain=tuple(float(g) for g in rng.uniform(1 - 0.07 - 0.1 * v, 1 + 0.07 + 0.1 * v, 3)),
+        gamma=float(rng.uniform(1 - 0.1 - 0.2 * v, 1 + 0.1 + 0.2 * v)),
+        saturation=float(rng.uniform(1 - 0.1 - 0.3 * v, 1 + 0.1 + 0.2 * v)),
+        blur=float(rng.uniform(0.0, 1.2 * v)),
+        noise=float(rng.uniform(1.0, 3.0 + 3.0 * v)),
+    )
+    return ClipLook(style, response, float(rng.uniform(5.0 - 1.5 * v, 5.0 + 2.5 * v)))
 
 
 def _facing(dx: float, dz: float) -> int:
@@ -276,15 +324,17 @@ class ClipSimulator:
         self.clip_index = clip_index
         c = config
         rng = _rng(c.seed, CORPUS_TAG, clip_index, 0)
-        self.scene = make_scene(rng, c.width, c.height, "street")
-        self.response = sample_response(rng, "street")
+        # the people and the look have their own streams: the same seed gives the same people at any variety
+        n = int(_rng(c.seed, CORPUS_TAG, clip_index, 5).integers(c.min_people, c.max_people + 1))
+        self.look = sample_clip_look(_rng(c.seed, CORPUS_TAG, clip_index, 4), c)
+        self.scene = make_scene(rng, c.width, c.height, "street", z_near=self.look.z_near)
+        self.response = self.look.response
         self._lut = self.response.lut()
-        n = int(rng.integers(c.min_people, c.max_people + 1))
         self.banks: list[SpriteBank] = []
         tracks = []
         for k in range(n):
             prng = _rng(c.seed, CORPUS_TAG, clip_index, 1, k)
-            self.banks.append(SpriteBank(sample_outfit(prng)))
+            self.banks.append(SpriteBank(sample_outfit(prng), style=self.look.style))
             tracks.append(_simulate_track(prng, self.scene, c.num_frames, c.fps))
         self.tracks = tracks
         # slow global light changes (clouds) and a small pool of sensor noise frames
@@ -302,8 +352,13 @@ class ClipSimulator:
         self._bg_out = [np.clip(bg + n, 0, 255).astype(np.uint8) for n in self._noise]
 
     def _respond(self, image: np.ndarray) -> np.ndarray:
-        """Camera tone curve and colour cast (uint8 in, int16 out)."""
-        return self._lut[image, np.arange(3)].astype(np.int16)
+        """Camera tone curve, colour cast and saturation (uint8 in, int16 out)."""
+        out = self._lut[image, np.arange(3)].astype(np.int16)
+        saturation = self.response.saturation
+        if saturation != 1.0:
+            gray = out.mean(axis=-1, keepdims=True)
+            out = np.clip(gray + (out - gray) * saturation, 0, 255).astype(np.int16)
+        return out
 
     @property
     def num_people(self) -> int:
@@ -391,6 +446,8 @@ class ClipSimulator:
             part = self._respond(np.clip(img[y0:y1, x0:x1], 0, 255).astype(np.uint8))
             part += self._noise[k][y0:y1, x0:x1]
             out[y0:y1, x0:x1] = np.clip(part, 0, 255).astype(np.uint8)
+        if self.response.blur > 0:  # the whole frame, noise included (a soft lens and in-camera denoising)
+            out = np.array(Image.fromarray(out).filter(ImageFilter.GaussianBlur(self.response.blur)))
         ann = FrameAnnotations(
             np.asarray(ids, np.int64),
             np.asarray(boxes, np.float64).reshape(-1, 4),
@@ -579,8 +636,6 @@ def write_preview(
         The PNG path.
 
     """
-    from PIL import Image, ImageDraw
-
     root = Path(root)
     tiles: list[list[Image.Image]] = []
     for name in clips:
