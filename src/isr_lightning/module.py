@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import timm
@@ -85,6 +86,10 @@ class ISRModule(LightningModule):
         backbone_lr_scale: the backbone's learning rate as a fraction of the optimizer's
             (the projection trains at the full rate); below 1 when starting from pretrained
             weights that the new head should not wash out.
+        frozen_modules: names of backbone submodules (``conv_stem``, ``blocks.0``, as in
+            ``backbone.named_modules()``) whose weights stay as loaded; they run in eval mode
+            and get no gradient, which also saves their backward pass (the high-resolution
+            early layers cost the most per parameter).
         weights: file or URL loaded after building the model: an isr-lightning ``.ckpt``, the
             released ISR checkpoint (``model.*``/``feat.*``, remapped to current timm), or a
             backbone state dict (``.pth``/``.safetensors``; the projection stays random); or
@@ -108,6 +113,7 @@ class ISRModule(LightningModule):
         lr_scheduler: LRSchedulerCallable | None = WarmupCosineLR,
         freeze_bn_stats: bool = False,
         backbone_lr_scale: float = 1.0,
+        frozen_modules: Sequence[str] = (),
         weights: str | None = None,
     ) -> None:
         super().__init__()
@@ -129,7 +135,10 @@ class ISRModule(LightningModule):
             from isr_lightning.checkpoints import load_weights
 
             load_weights(self, weights)
-        self.train(self.training)  # applies freeze_bn_stats
+        self._frozen = self._resolve_frozen(frozen_modules)
+        for module in self._frozen:
+            module.requires_grad_(False)
+        self.train(self.training)  # applies freeze_bn_stats and frozen_modules
 
     def build_backbone(self) -> tuple[nn.Module, int]:
         """Build the feature extractor; override this to use a non-timm backbone.
@@ -141,11 +150,23 @@ class ISRModule(LightningModule):
         model = create_timm_backbone(self.hparams.backbone, self.hparams.pretrained, **kwargs)
         return model, int(model.num_features)
 
+    def _resolve_frozen(self, names: Sequence[str]) -> list[nn.Module]:
+        submodules = dict(self.backbone.named_modules())
+        unknown = [name for name in names if name not in submodules or not name]
+        if unknown:
+            tops = [name for name, _ in self.backbone.named_children()]
+            raise ValueError(f"frozen_modules: no backbone submodule {unknown}; top-level submodules: {tops}")
+        return [submodules[name] for name in names]
+
     @override
     def train(self, mode: bool = True) -> Self:
-        """Set training mode; with ``freeze_bn_stats`` the backbone's BatchNorm stays in eval mode."""
+        """Set training mode; frozen modules, and with ``freeze_bn_stats`` all BatchNorm, stay in eval mode."""
         super().train(mode)
-        if mode and self.hparams.freeze_bn_stats:
+        if not mode:
+            return self
+        for module in getattr(self, "_frozen", ()):
+            module.eval()
+        if self.hparams.freeze_bn_stats:
             for layer in self.backbone.modules():
                 if isinstance(layer, nn.modules.batchnorm._BatchNorm):
                     layer.eval()
@@ -250,8 +271,8 @@ class ISRModule(LightningModule):
         Two parameter groups: the backbone, at ``backbone_lr_scale`` times the optimizer's
         learning rate, and the rest (the projection) at the full rate.
         """
-        backbone = list(self.backbone.parameters())
-        in_backbone = {id(p) for p in backbone}
+        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
+        in_backbone = {id(p) for p in self.backbone.parameters()}
         head = [p for p in self.parameters() if id(p) not in in_backbone]
         optimizer = self.optimizer_factory([{"params": backbone}, {"params": head}])
         optimizer.param_groups[0]["lr"] *= self.hparams.backbone_lr_scale

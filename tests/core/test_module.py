@@ -195,3 +195,27 @@ def test_backbone_lr_scale_sets_the_backbone_group_rate(tmp_path: Path) -> None:
     assert not torch.equal(before["projection.weight"], params["projection.weight"])
     with pytest.raises(ValueError, match="backbone_lr_scale"):
         ISRModule(backbone="resnet10t", backbone_lr_scale=-1.0)
+
+
+def test_frozen_modules_keep_their_weights_and_run_in_eval_mode(tmp_path: Path) -> None:
+    seed_everything(0)
+    frozen = ["conv1", "bn1", "layer1"]
+    model = ISRModule(backbone="resnet10t", image_size=(32, 16), embed_dim=16, frozen_modules=frozen)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    modes: list[bool] = []
+
+    class RecordMode(Callback):
+        def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+            modes.append(any(m.training for name in frozen for m in model.backbone.get_submodule(name).modules()))
+
+    trainer = _trainer(2, tmp_path, [RecordMode()])
+    trainer.fit(model, DataLoader(BatchList([make_frame_pair_batch(4, seed=s) for s in range(2)]), batch_size=None))
+    after = model.backbone.state_dict()
+    in_frozen = [k for k in before if k.split(".")[0] in frozen]
+    assert in_frozen and all(torch.equal(before[k], after[k]) for k in in_frozen)  # running stats too
+    assert not torch.equal(before["layer2.0.conv1.weight"], after["layer2.0.conv1.weight"])
+    assert modes == [False, False] and model.backbone.layer2.training
+    optimized = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
+    assert not any(id(p) in optimized for name in frozen for p in model.backbone.get_submodule(name).parameters())
+    with pytest.raises(ValueError, match=r"no backbone submodule \['layer9'\].*'layer1'"):
+        ISRModule(backbone="resnet10t", frozen_modules=["layer9"])
