@@ -2,6 +2,8 @@
 
 Written independently of the library (no counting trick, no chunks), after the per-query loop
 of torchreid's / fast-reid's Python evaluators, with stable tie breaking by gallery index.
+Junk (gallery person id -1) is taken out of every query's ranking, as the official
+Market-1501 evaluation does, unless ``ignore_junk=False``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ def distance_matrix(qf: np.ndarray, gf: np.ndarray, metric: str) -> np.ndarray:
     return (qf**2).sum(1)[:, None] + (gf**2).sum(1)[None, :] - 2.0 * qf @ gf.T
 
 
-def reference_eval(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=10):
+def reference_eval(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=10, ignore_junk=True):
     """Returns (cmc (max_rank,), mAP, mINP, n_valid) or raises ValueError if none valid."""
     nq = distmat.shape[0]
     order = np.argsort(distmat, axis=1, kind="stable")
@@ -27,6 +29,8 @@ def reference_eval(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=10):
     for i in range(nq):
         o = order[i]
         keep = ~((g_pids[o] == q_pids[i]) & (g_camids[o] == q_camids[i]))
+        if ignore_junk:
+            keep &= g_pids[o] != -1
         matches = (g_pids[o] == q_pids[i])[keep].astype(np.int64)
         if not matches.any():
             continue

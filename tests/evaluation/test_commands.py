@@ -160,3 +160,37 @@ def test_evaluate_real_isrmodule_checkpoint(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert (d["n_query"], d["n_gallery"], d["flip"]) == (4, 15, True)
     assert 0.0 <= d["mAP"] <= 1.0 and d["n_skipped"] == 0
+
+
+def test_evaluate_features_ignores_junk_as_the_official_protocol(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    a = _npz(tmp_path / "f.npz", rng)
+    # A quarter of the gallery becomes junk; its features still look like its person, so
+    # junk often scores above a query's true matches.
+    junk = rng.random(120) < 0.25
+    a["gallery_pids"] = np.where(junk, -1, a["gallery_pids"])
+    np.savez(tmp_path / "f.npz", **a)
+    dist = distance_matrix(a["query_feats"], a["gallery_feats"], "cosine")
+    ids = (a["query_pids"], a["gallery_pids"], a["query_camids"], a["gallery_camids"])
+
+    assert evaluate_features_main([str(tmp_path / "f.npz")]) == 0
+    d = json.loads(capsys.readouterr().out)
+    cmc, m_ap, m_inp, _ = reference_eval(dist, *ids, ignore_junk=True)
+    assert d["rank1"] == pytest.approx(cmc[0], abs=1e-6) and d["rank5"] == pytest.approx(cmc[4], abs=1e-6)
+    assert d["mAP"] == pytest.approx(m_ap, abs=1e-6) and d["mINP"] == pytest.approx(m_inp, abs=1e-6)
+    assert (d["n_gallery"], d["n_junk"]) == (120, int(junk.sum()))
+
+    # The same as the file with the junk rows removed by hand.
+    clean = {**a, **{k: a[k][~junk] for k in ("gallery_feats", "gallery_pids", "gallery_camids")}}
+    np.savez(tmp_path / "clean.npz", **clean)
+    assert evaluate_features_main([str(tmp_path / "clean.npz")]) == 0
+    c = json.loads(capsys.readouterr().out)
+    for key in ("rank1", "rank5", "rank10", "mAP", "mINP"):
+        assert c[key] == pytest.approx(d[key], abs=1e-9), key
+
+    # --keep-junk ranks junk as negatives: the other, lower, numbers.
+    assert evaluate_features_main([str(tmp_path / "f.npz"), "--keep-junk"]) == 0
+    k = json.loads(capsys.readouterr().out)
+    _, kept_ap, _, _ = reference_eval(dist, *ids, ignore_junk=False)
+    assert k["mAP"] == pytest.approx(kept_ap, abs=1e-6) and k["n_junk"] == 0
+    assert k["mAP"] < d["mAP"] - 0.01

@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from isr_lightning.evaluation import evaluate_reid
-from isr_lightning.evaluation.functional import _sort_keys, cost_block, prepare_features, query_stats
+from isr_lightning.evaluation import _counting, evaluate_reid
+from isr_lightning.evaluation._counting import _sort_keys
+from isr_lightning.evaluation.functional import cost_block, prepare_features, query_stats
 from tests.evaluation.reference import distance_matrix, reference_eval
+
+
+@pytest.fixture(params=["rows", "rows-tail0", "rows-tail5", "block"])
+def counting(request, monkeypatch):
+    """Each implementation of the counting (numpy per row with 0, 2 or 5 densely counted worst
+    matches; torch per block) must give the same numbers."""
+    impl, _, tail = request.param.partition("-tail")
+    monkeypatch.setattr(_counting, "CPU_IMPLEMENTATION", impl)
+    if tail:
+        monkeypatch.setattr(_counting, "DENSE_TAIL", int(tail))
+    return request.param
 
 
 def _eval1d(q_x, g_x, q_pid, g_pid, q_cam, g_cam, **kw):
@@ -18,7 +30,7 @@ def _eval1d(q_x, g_x, q_pid, g_pid, q_cam, g_cam, **kw):
     return evaluate_reid(qf, gf, q_pid, g_pid, q_cam, g_cam, metric="euclidean", **kw)
 
 
-def test_hand_case_same_camera_removed_and_distractor_negative():
+def test_hand_case_same_camera_removed_and_distractor_negative(counting):
     # g0 same id + same camera (removed); g1 neg; g2 pos; g3 distractor id 0 (neg); g4 pos.
     r = _eval1d([0.0], [0.1, 0.2, 0.3, 0.4, 0.5], [1], [1, 2, 1, 0, 1], [0], [0, 1, 1, 1, 2])
     # ranked: g1, g2 (hit @2), g3, g4 (hit @4)
@@ -28,7 +40,7 @@ def test_hand_case_same_camera_removed_and_distractor_negative():
     assert (r.n_query, r.n_gallery, r.n_skipped) == (1, 5, 0)
 
 
-def test_hand_case_same_camera_positive_would_change_rank1():
+def test_hand_case_same_camera_positive_would_change_rank1(counting):
     # Same as above but g0 on another camera: it becomes a correct match at rank 1.
     r = _eval1d([0.0], [0.1, 0.2, 0.3, 0.4, 0.5], [1], [1, 2, 1, 0, 1], [0], [3, 1, 1, 1, 2])
     assert r.rank1 == 1.0
@@ -36,7 +48,7 @@ def test_hand_case_same_camera_positive_would_change_rank1():
     assert r.mINP == pytest.approx(3 / 5, abs=1e-12)
 
 
-def test_ties_broken_by_gallery_index():
+def test_ties_broken_by_gallery_index(counting):
     # All four gallery items at distance 1: order is g0 (neg), g1 (pos), g2 (pos), g3 (neg).
     r = _eval1d([0.0], [1.0, 1.0, -1.0, -1.0], [1], [2, 1, 1, 3], [0], [1, 1, 2, 1])
     assert r.rank1 == 0.0
@@ -49,7 +61,29 @@ def test_ties_broken_by_gallery_index():
     assert r.mAP == pytest.approx((1 / 1 + 2 / 3) / 2, abs=1e-12)
 
 
-def test_query_without_valid_match_is_skipped():
+def test_junk_above_the_true_match_is_ignored(counting):
+    # g0 junk (id -1) nearest, g1 the correct match, g2 a negative, g3 junk, g4 a correct match.
+    args = ([0.0], [0.1, 0.2, 0.3, 0.35, 0.4], [1], [-1, 1, 2, -1, 1], [0], [1, 1, 1, 1, 2])
+    r = _eval1d(*args)  # official protocol: junk ranks nowhere -> g1 @1, g2, g4 @3
+    assert r.rank1 == 1.0
+    assert r.mAP == pytest.approx((1 / 1 + 2 / 3) / 2, abs=1e-12)
+    assert r.mINP == pytest.approx(2 / 3, abs=1e-12)
+    assert (r.n_gallery, r.n_junk) == (5, 2) and r.to_dict()["n_junk"] == 2
+    kept = _eval1d(*args, ignore_junk=False)  # junk as negatives: g0, g1 @2, g2, g3, g4 @5
+    assert kept.rank1 == 0.0 and kept.cmc[1] == 1.0
+    assert kept.mAP == pytest.approx((1 / 2 + 2 / 5) / 2, abs=1e-12)
+    assert (kept.n_gallery, kept.n_junk) == (5, 0)
+
+
+def test_junk_query_has_no_correct_match():
+    # A query of id -1 only "matches" junk, which is ignored: skipped, not counted.
+    r = _eval1d([0.0, 5.0], [0.1, 5.1], [1, -1], [1, -1], [0, 0], [1, 1])
+    assert (r.n_skipped, r.rank1, r.n_junk) == (1, 1.0, 1)
+    with pytest.raises(ValueError, match="junk"):
+        _eval1d([0.0], [0.1, 0.2], [1], [-1, -1], [0], [1, 1])
+
+
+def test_query_without_valid_match_is_skipped(counting):
     # q0: hit at rank 1 -> AP 1. q1 (id 5): its only gallery item is on its camera -> skipped.
     r = _eval1d([0.0, 10.0], [0.1, 0.2, 10.0], [1, 5], [1, 2, 5], [0, 0], [1, 1, 0], max_rank=3)
     assert r.n_skipped == 1
@@ -92,9 +126,9 @@ def test_sort_keys_order_floats_exactly():
     assert keys[7] > keys[:7].max()  # row dominates
 
 
-def _random_case(rng, nq, ng, n_ids, n_cams, kind):
+def _random_case(rng, nq, ng, n_ids, n_cams, kind, junk=0.0):
     qp = rng.integers(0, n_ids, nq)
-    gp = rng.integers(0, n_ids, ng)
+    gp = np.where(rng.random(ng) < junk, -1, rng.integers(0, n_ids, ng))
     qc = rng.integers(0, n_cams, nq)
     gc = rng.integers(0, n_cams, ng)
     if kind == "continuous":
@@ -113,28 +147,31 @@ def _random_case(rng, nq, ng, n_ids, n_cams, kind):
     return qf, gf, qp, gp, qc, gc
 
 
+@pytest.mark.parametrize("junk", ["junk ignored", "junk kept"])
 @pytest.mark.parametrize("kind", ["continuous", "ties"])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_against_bruteforce_reference(kind, metric):
+def test_against_bruteforce_reference(kind, metric, junk, counting):
     rng = np.random.default_rng(0 if kind == "ties" else 1)
     tol = 1e-12 if kind == "ties" else 1e-6
+    ignore = junk != "junk kept"
     n_checked = 0
     for _ in range(15):
         nq, ng = int(rng.integers(1, 50)), int(rng.integers(1, 250))
-        case = _random_case(rng, nq, ng, int(rng.integers(1, 25)), 3, kind)
+        case = _random_case(rng, nq, ng, int(rng.integers(1, 25)), 3, kind, junk=0.2)
         qf, gf, qp, gp, qc, gc = case
         try:
-            ref = reference_eval(distance_matrix(qf, gf, metric), qp, gp, qc, gc, max_rank=12)
+            ref = reference_eval(distance_matrix(qf, gf, metric), qp, gp, qc, gc, max_rank=12, ignore_junk=ignore)
         except ValueError:
-            with pytest.raises(ValueError, match="every query was skipped"):
-                evaluate_reid(*case, metric=metric)
+            with pytest.raises(ValueError, match=r"every query was skipped|gallery is empty"):
+                evaluate_reid(*case, metric=metric, ignore_junk=ignore)
             continue
         for chunk in (1, 7, 10_000):
-            r = evaluate_reid(*case, metric=metric, max_rank=12, chunk_size=chunk)
+            r = evaluate_reid(*case, metric=metric, max_rank=12, chunk_size=chunk, ignore_junk=ignore)
             np.testing.assert_allclose(r.cmc, ref[0], atol=tol)
             assert r.mAP == pytest.approx(ref[1], abs=tol)
             assert r.mINP == pytest.approx(ref[2], abs=tol)
             assert r.n_query - r.n_skipped == ref[3]
+            assert r.n_junk == (int((gp == -1).sum()) if ignore else 0)
         n_checked += 1
     assert n_checked >= 8
 
@@ -166,7 +203,7 @@ def test_approximate_index_is_flagged_and_exhaustive_probe_is_exact():
     assert short.mAP < exact.mAP and short.mINP <= exact.mINP
 
 
-def test_query_stats_block_matches_reference_per_query():
+def test_query_stats_block_matches_reference_per_query(counting):
     rng = np.random.default_rng(5)
     qf, gf, qp, gp, qc, gc = _random_case(rng, 30, 200, 10, 3, "continuous")
     q = prepare_features(torch.from_numpy(qf), "cosine")
@@ -201,12 +238,11 @@ def test_result_to_dict_is_json_ready():
 
 
 def test_block_split_when_too_many_items_selected(monkeypatch):
-    import isr_lightning.evaluation.functional as fn
-
+    monkeypatch.setattr(_counting, "CPU_IMPLEMENTATION", "block")
     rng = np.random.default_rng(6)
     case = _random_case(rng, 40, 200, 10, 3, "continuous")
     expected = evaluate_reid(*case, chunk_size=40)
-    monkeypatch.setattr(fn, "_MAX_SELECTED", 50)  # forces splitting into row groups (down to single rows)
+    monkeypatch.setattr(_counting, "_MAX_SELECTED", 50)  # forces splitting into row groups (down to single rows)
     got = evaluate_reid(*case, chunk_size=40)
     np.testing.assert_array_equal(got.cmc, expected.cmc)
     assert got.mAP == expected.mAP and got.mINP == expected.mINP
@@ -214,7 +250,7 @@ def test_block_split_when_too_many_items_selected(monkeypatch):
     assert got.mAP == pytest.approx(ref[1], abs=1e-6)
 
 
-def test_cost_block_left_unchanged():
+def test_cost_block_left_unchanged(counting):
     rng = np.random.default_rng(7)
     qf, gf, qp, gp, qc, gc = _random_case(rng, 10, 50, 5, 2, "continuous")
     cost = cost_block(

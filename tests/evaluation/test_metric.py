@@ -137,3 +137,22 @@ def test_metric_euclidean_matches_functional():
     _, m_ap, _, _ = reference_eval(distance_matrix(qf, gf, "euclidean"), qp, gp, qc, gc)
     assert r.mAP == pytest.approx(m_ap, abs=1e-6)
     assert np.isfinite(r.mINP)
+
+
+def test_metric_ignores_junk_by_default():
+    qf, gf, qp, gp, qc, gc = _data(seed=4)
+    gp = torch.where(torch.arange(gp.numel()) % 5 == 0, -1, gp)  # every fifth gallery item is junk
+    data = (qf, gf, qp, gp, qc, gc)
+    m = ReIDMetric()
+    _feed(m, data)
+    out = m.compute()
+    dist = distance_matrix(qf.numpy(), gf.numpy(), "cosine")
+    _, m_ap, m_inp, _ = reference_eval(dist, qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy())
+    assert float(out["mAP"]) == pytest.approx(m_ap, abs=1e-6)
+    assert float(out["mINP"]) == pytest.approx(m_inp, abs=1e-6)
+    assert float(out["n_junk"]) == 31
+    kept = ReIDMetric(ignore_junk=False)
+    _feed(kept, data)
+    _, kept_ap, _, _ = reference_eval(dist, qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy(), ignore_junk=False)
+    assert float(kept.compute()["mAP"]) == pytest.approx(kept_ap, abs=1e-6)
+    assert kept_ap != pytest.approx(m_ap, abs=1e-3)

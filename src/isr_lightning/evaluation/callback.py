@@ -91,6 +91,8 @@ class ReIDEvaluationCallback(pl.Callback):
         plot_topk: gallery images per query in the picture.
         chunk_size: query rows per block in the metric.
         backend: ``"torch"`` or ``"faiss"``.
+        ignore_junk: ignore gallery items with person id ``-1`` (the official protocol);
+            ``False`` ranks them as negatives.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class ReIDEvaluationCallback(pl.Callback):
         plot_topk: int = 10,
         chunk_size: int = 512,
         backend: Backend = "torch",
+        ignore_junk: bool = True,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
@@ -120,7 +123,9 @@ class ReIDEvaluationCallback(pl.Callback):
         self.prefix = prefix
         self.num_plot_queries = num_plot_queries
         self.plot_topk = plot_topk
-        self.metric = ReIDMetric(metric=metric, max_rank=max_rank, chunk_size=chunk_size, backend=backend)
+        self.metric = ReIDMetric(
+            metric=metric, max_rank=max_rank, chunk_size=chunk_size, backend=backend, ignore_junk=ignore_junk
+        )
         self.metric.keep_features = num_plot_queries > 0
         self.last_metrics: dict[str, float] = {}
         self.last_picture_path: str | None = None

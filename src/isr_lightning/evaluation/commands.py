@@ -46,6 +46,11 @@ def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--k", type=int, default=100, help="items retrieved per query by an approximate index")
     g.add_argument("--nprobe", type=int, default=None, help="IVF lists probed (approximate index)")
+    g.add_argument(
+        "--keep-junk",
+        action="store_true",
+        help="rank gallery items with person id -1 as negatives (default: ignore them, as the official protocol)",
+    )
     g.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     g.add_argument("--output", type=Path, default=None, help="also write the JSON to this file")
 
@@ -72,6 +77,7 @@ def _run_protocol(args: argparse.Namespace, arrays: dict[str, Any], extra: dict[
         k=args.k,
         nprobe=args.nprobe,
         device=_device(args.device),
+        ignore_junk=not args.keep_junk,
     )
     out = result.to_dict()
     out.update(extra)

@@ -20,9 +20,12 @@ from isr_lightning.evaluation.functional import (
 )
 from isr_lightning.evaluation.search import Backend, build_faiss_index, iter_cost_blocks
 
-__all__ = ["ReIDResult", "evaluate_reid"]
+__all__ = ["JUNK_PID", "ReIDResult", "evaluate_reid"]
 
 ArrayLike = Tensor | np.ndarray
+
+#: Person id of junk gallery items (Market-1501's bad detections and body parts).
+JUNK_PID = -1
 
 
 @dataclass
@@ -34,12 +37,14 @@ class ReIDResult:
         mAP: mean average precision over counted queries.
         mINP: mean inverse negative penalty over counted queries.
         n_query: number of query items given.
-        n_gallery: number of gallery items given.
+        n_gallery: number of gallery items given (junk included).
         n_skipped: queries without a correct match in another camera (not counted).
         metric: ``"cosine"`` or ``"euclidean"``.
         approximate: True when an approximate FAISS index was used (metrics truncated at
             ``k`` retrieved items); False for the exact protocol.
         index: the FAISS index string, or ``None`` for the exact torch path.
+        n_junk: gallery items with person id ``-1`` that were ignored (0 when junk is kept
+            as negatives).
         extra: free-form additions (e.g. ``{"rerank": True}``).
     """
 
@@ -52,6 +57,7 @@ class ReIDResult:
     metric: str
     approximate: bool = False
     index: str | None = None
+    n_junk: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def rank(self, k: int) -> float:
@@ -84,6 +90,7 @@ class ReIDResult:
             "n_query": self.n_query,
             "n_gallery": self.n_gallery,
             "n_skipped": self.n_skipped,
+            "n_junk": self.n_junk,
             "metric": self.metric,
             "approximate": self.approximate,
         }
@@ -124,6 +131,7 @@ def evaluate_reid(
     k: int = 100,
     nprobe: int | None = None,
     device: str | torch.device | None = None,
+    ignore_junk: bool = True,
 ) -> ReIDResult:
     """CMC, mAP and mINP under the standard ReID protocol, with bounded memory.
 
@@ -133,9 +141,13 @@ def evaluate_reid(
     gallery is not copied (each block is scaled by the inverse gallery norms instead).
     Ties in distance are broken by gallery index (stable), AP is accumulated in float64.
 
+    Gallery items with person id ``-1`` (junk) are ignored, as the official Market-1501
+    evaluation does: they rank nowhere, so a junk item scoring above a correct match does not
+    push it down (the gallery is copied without them when there are any).
+
     Args:
         query_feats: ``(Q, D)`` query features.
-        gallery_feats: ``(G, D)`` gallery features (junk, id ``-1``, already removed).
+        gallery_feats: ``(G, D)`` gallery features.
         query_pids: ``(Q,)`` int person ids.
         gallery_pids: ``(G,)`` int person ids (id 0, distractors, are ordinary negatives).
         query_camids: ``(Q,)`` int camera ids.
@@ -150,6 +162,8 @@ def evaluate_reid(
         nprobe: inverted lists probed by an IVF index.
         device: device of the computation (default: the query features' device; ``"cuda"``
             runs the torch backend on a GPU).
+        ignore_junk: ignore gallery items with person id ``-1`` (default, the official
+            protocol); ``False`` ranks them as ordinary negatives.
 
     Returns:
         A :class:`ReIDResult`.
@@ -169,8 +183,12 @@ def evaluate_reid(
     _check_lengths(gf, g_pids, g_cams, "gallery")
     if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
         raise ValueError(f"features must be (N, D) with the same D, got {tuple(qf.shape)} and {tuple(gf.shape)}")
+    n_gallery = int(gf.shape[0])
+    gf, g_pids, g_cams, n_junk = _drop_junk(gf, g_pids, g_cams) if ignore_junk else (gf, g_pids, g_cams, 0)
     if gf.shape[0] == 0:
-        raise ValueError("the gallery is empty")
+        raise ValueError(
+            "the gallery is empty" + (f" once its {n_junk} junk items (id -1) are ignored" if n_junk else "")
+        )
     dev = torch.device(device) if device is not None else qf.device
     qf = prepare_features(qf.to(dev), metric)
     g_inv = None
@@ -201,13 +219,27 @@ def evaluate_reid(
         mAP=m_ap,
         mINP=m_inp,
         n_query=int(qf.shape[0]),
-        n_gallery=int(gf.shape[0]),
+        n_gallery=n_gallery,
         n_skipped=int(qf.shape[0]) - n_valid,
         metric=metric,
         approximate=approximate,
         index=index if backend == "faiss" else None,
+        n_junk=n_junk,
         extra={"k": k} if approximate else {},
     )
+
+
+def _drop_junk(feats: Tensor, pids: Tensor, camids: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
+    """The gallery without its junk items (person id :data:`JUNK_PID`), in the same order.
+
+    Returns:
+        ``(feats, pids, camids, n_junk)``; the inputs themselves when there is no junk.
+    """
+    keep = pids != JUNK_PID
+    n_junk = int(keep.numel() - keep.sum())
+    if n_junk == 0:
+        return feats, pids, camids, 0
+    return feats[keep], pids[keep], camids[keep], n_junk
 
 
 def _cat_stats(parts: list[QueryStats], device: torch.device) -> QueryStats:

@@ -9,22 +9,23 @@ The protocol (``docs/evaluation.md``, after torchreid and fast-reid):
   ``n_correct / rank_of_last_correct`` (fast-reid's mINP).
 
 No full sort is needed: the rank of a correct match is 1 + the number of valid gallery items
-that score strictly better, plus the tied ones with a smaller gallery index. For each query
-the correct matches are few, so they are sorted and every gallery item is *bucketed* against
-them with one :func:`torch.searchsorted`; a cumulative sum of the bucket counts gives the
-ranks of all correct matches at once. Memory is ``O(block_queries x gallery)``.
+that score strictly better, plus the tied ones with a smaller gallery index
+(:func:`~isr_lightning.evaluation._counting.negatives_before` counts them). Memory is
+``O(block_queries x gallery)``.
 
 All functions work on a *cost* block where lower is better (see :func:`cost_block`).
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Literal, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from isr_lightning.evaluation._counting import negatives_before
 
 __all__ = [
     "DistanceMetric",
@@ -38,13 +39,6 @@ __all__ = [
 ]
 
 DistanceMetric = Literal["cosine", "euclidean"]
-
-# Tie pairs are expanded against all thresholds of their row in blocks of this many elements,
-# so heavily quantised features (many exact ties) stay memory-bounded too.
-_TIE_BLOCK_ELEMENTS = 1 << 22
-# At most this many selected (row, gallery) items per block (~50 bytes each, ~200 MB); a block
-# that would select more is split into row groups.
-_MAX_SELECTED = 1 << 22
 
 
 class QueryStats(NamedTuple):
@@ -98,12 +92,31 @@ def check_finite(features: Tensor) -> Tensor:
     return norms
 
 
+def stable_sort(values: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.sort(values, dim=-1, stable=True)``, through numpy on CPU.
+
+    On a CPU shared with other work, torch's parallel sort of a small tensor can wait
+    milliseconds on its OpenMP threads; numpy's single-threaded sort does not.
+
+    Args:
+        values: ``(..., N)`` tensor.
+
+    Returns:
+        ``(sorted values, indices)``, both ``(..., N)``.
+    """
+    if values.device.type != "cpu":
+        return torch.sort(values, dim=-1, stable=True)
+    order = np.argsort(values.numpy(), axis=-1, kind="stable")
+    return torch.from_numpy(np.take_along_axis(values.numpy(), order, axis=-1)), torch.from_numpy(order)
+
+
 def cost_block(
     query: Tensor,
     gallery: Tensor,
     metric: DistanceMetric,
     gallery_sq_norms: Tensor | None = None,
     gallery_inv_norms: Tensor | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """Ranking cost of every query-gallery pair, lower is better.
 
@@ -120,16 +133,18 @@ def cost_block(
         gallery_inv_norms: for cosine with an *unnormalised* gallery, the ``(G,)`` inverse
             norms of its rows: the block is scaled column-wise, so the gallery never needs a
             normalised copy.
+        out: optional ``(Q, G)`` float32 tensor to write the block into (one buffer reused
+            for every block saves allocating, and page-faulting, a new one each time).
 
     Returns:
-        ``(Q, G)`` float32 costs.
+        ``(Q, G)`` float32 costs (``out`` when given).
     """
     if metric == "cosine":
-        block = torch.mm(query.neg(), gallery.t())
+        block = torch.mm(query.neg(), gallery.t(), out=out)
         return block if gallery_inv_norms is None else block.mul_(gallery_inv_norms.unsqueeze(0))
     if gallery_sq_norms is None:
         gallery_sq_norms = gallery.pow(2).sum(1)
-    return torch.addmm(gallery_sq_norms.unsqueeze(0), query, gallery.t(), alpha=-2.0)
+    return torch.addmm(gallery_sq_norms.unsqueeze(0), query, gallery.t(), alpha=-2.0, out=out)
 
 
 class SamePidIndex:
@@ -142,7 +157,7 @@ class SamePidIndex:
     def __init__(self, gallery_pids: Tensor) -> None:
         gallery_pids = gallery_pids.long()
         # Stable: within one id the gallery indices stay ascending (needed for tie breaking).
-        self.sorted_pids, self.order = torch.sort(gallery_pids, stable=True)
+        self.sorted_pids, self.order = stable_sort(gallery_pids)
 
     def lookup(self, query_pids: Tensor) -> tuple[Tensor, Tensor]:
         """Gallery indices with each query's person id.
@@ -181,7 +196,8 @@ def query_stats(
 ) -> QueryStats:
     """Rank of the first correct match, AP and INP of every query of a block.
 
-    Exact under the protocol, with ties broken by gallery index; no sort of the gallery.
+    Exact under the protocol, with ties broken by gallery index; no sort of the gallery. The
+    block is left unchanged.
 
     Args:
         cost: ``(Q, G)`` float ranking costs, lower is better (see :func:`cost_block`).
@@ -196,134 +212,37 @@ def query_stats(
         A :class:`QueryStats` for the ``Q`` queries.
     """
     device = cost.device
-    nq, ng = cost.shape
-    query_pids = query_pids.to(device).long()
+    nq = cost.shape[0]
     query_camids = query_camids.to(device).long()
-    gallery_pids = gallery_pids.to(device).long()
     gallery_camids = gallery_camids.to(device).long()
     if same_pid_index is None:
-        same_pid_index = SamePidIndex(gallery_pids)
-    idx, same_mask = same_pid_index.lookup(query_pids)
+        same_pid_index = SamePidIndex(gallery_pids.to(device))
+    idx, same_mask = same_pid_index.lookup(query_pids.to(device))  # (Q, M)
     m = idx.shape[1]
-    zeros_f = torch.zeros(nq, dtype=torch.float64, device=device)
-    if m == 0 or nq == 0:
-        return QueryStats(
-            torch.zeros(nq, dtype=torch.long, device=device),
-            zeros_f,
-            zeros_f.clone(),
-            torch.zeros(nq, dtype=torch.bool, device=device),
-        )
-
     # Correct matches: same id, other camera. Same id and same camera: removed.
     positive = same_mask & (gallery_camids[idx] != query_camids.unsqueeze(1))
     n_pos = positive.sum(1)
     valid = n_pos > 0
-    cost = cost.float().contiguous()
-    values = cost.gather(1, idx)  # (Q, M)
-    inf = torch.tensor(float("inf"), dtype=cost.dtype, device=device)
-    # Positives are in ascending gallery index, so a stable sort breaks ties by index.
-    thr_sorted, perm = torch.sort(torch.where(positive, values, inf), dim=1, stable=True)
-    ar = torch.arange(m, device=device)
-    is_pos = ar.unsqueeze(0) < n_pos.unsqueeze(1)  # (Q, M) sorted slots holding a positive
-    pos_row = torch.arange(nq, device=device).unsqueeze(1).expand(nq, m)[is_pos]  # (P,)
-    pos_val = thr_sorted[is_pos]  # (P,) row-major: sorted by (row, cost, gallery index)
-    pos_gidx = idx.gather(1, perm)[is_pos]  # (P,)
-    n_total = pos_val.numel()
-    row_start = n_pos.cumsum(0) - n_pos  # (Q,) first flat slot of each row
-    pos_keys = _sort_keys(pos_row, pos_val)  # (P,) ascending int64
-
-    # Only gallery items scoring at most the worst positive's cost can rank before a positive;
-    # for reasonable features they are a small fraction of the block.
-    worst = torch.where(valid, thr_sorted.gather(1, (n_pos - 1).clamp_min(0).unsqueeze(1))[:, 0], -inf)
-    # Same-id items (correct matches and removed ones) are masked out of the dense pass by a
-    # temporary +inf, restored right after, so the caller's block is left unchanged.
-    has_same = same_mask.any(1, keepdim=True)  # rows whose padding points to a same-id item
-    cost.scatter_(1, idx, torch.where(has_same, inf, values))
-    try:
-        selected = cost <= worst.unsqueeze(1)
-        # count_nonzero over the whole block is fast; a per-row sum of bools is not.
-        too_many = nq > 1 and int(torch.count_nonzero(selected)) > _MAX_SELECTED
-        row_counts = selected.view(torch.uint8).sum(1, dtype=torch.int64) if too_many else None
-        flat = None if too_many else torch.nonzero(selected.view(-1)).squeeze(1)
-        del selected
-    finally:
-        cost.scatter_(1, idx, values)
-    if flat is None:
-        # Poor features put correct matches deep in the ranking: split the block into row
-        # groups of at most _MAX_SELECTED selected items, so memory stays bounded.
-        group = torch.div(row_counts.cumsum(0) - 1, _MAX_SELECTED, rounding_mode="floor")
-        bounds = [0, *(torch.nonzero(group[1:] != group[:-1]).squeeze(1) + 1).tolist(), nq]
-        parts = [
-            query_stats(
-                cost[lo:hi],
-                query_pids[lo:hi],
-                query_camids[lo:hi],
-                gallery_pids,
-                gallery_camids,
-                same_pid_index,
-            )
-            for lo, hi in itertools.pairwise(bounds)
-            if hi > lo
-        ]
-        return QueryStats(*(torch.cat(list(x)) for x in zip(*parts, strict=True)))
-    vals = cost.view(-1)[flat]
-    rows = torch.div(flat, ng, rounding_mode="floor")
-    cols = flat - rows * ng
-    keys = _sort_keys(rows, vals)
-    right = torch.searchsorted(pos_keys, keys, right=True)  # flat slot after the last <= key
-    bucket = right - row_start[rows]  # positives of the row with cost <= item's cost
-    # The item ranks before the row's positives at sorted positions >= bucket.
-    inside = bucket < n_pos[rows]
-    hist = torch.bincount(right[inside], minlength=n_total)
-    csum = hist.cumsum(0)
-    better = csum - (csum - hist)[row_start[pos_row]]  # inclusive segmented cumsum per row
-
-    # Exact ties with a positive: a negative with a smaller gallery index ranks before it.
-    tied = (bucket > 0) & (pos_keys[(right - 1).clamp_min(0)] == keys)
-    if bool(tied.any()):
-        t_keys, t_cols, t_right = keys[tied], cols[tied], right[tied]
-        t_left = torch.searchsorted(pos_keys, t_keys, right=False)
-        lengths = t_right - t_left
-        step = max(1, _TIE_BLOCK_ELEMENTS // max(1, int(lengths.max())))
-        for s in range(0, lengths.numel(), step):
-            ln = lengths[s : s + step]
-            rep = torch.repeat_interleave(torch.arange(ln.numel(), device=device), ln)
-            offs = torch.arange(rep.numel(), device=device) - (ln.cumsum(0) - ln)[rep]
-            slot = t_left[s : s + step][rep] + offs
-            hit = pos_gidx[slot] > t_cols[s : s + step][rep]
-            better.index_add_(0, slot[hit], torch.ones_like(slot[hit]))
-
-    within = torch.arange(n_total, device=device) - row_start[pos_row]  # 0-based among positives
-    ranks = (better + within + 1).double()  # (P,) 1-based rank of each positive
     zeros_f = torch.zeros(nq, dtype=torch.float64, device=device)
-    ap = zeros_f.clone().index_add_(0, pos_row, (within + 1).double() / ranks)
-    ap = ap / n_pos.double().clamp_min(1.0)
-    safe_start = row_start.clamp_max(max(n_total - 1, 0))
-    if n_total:
-        last = ranks[(row_start + n_pos - 1).clamp(0, n_total - 1)]
-        first_rank = torch.where(valid, ranks[safe_start].long(), torch.zeros_like(n_pos))
-        inp = torch.where(valid, n_pos.double() / last, zeros_f)
-    else:
-        first_rank = torch.zeros_like(n_pos)
-        inp = zeros_f.clone()
-    ap = torch.where(valid, ap, zeros_f)
-    return QueryStats(first_rank, ap, inp, valid)
+    if m == 0 or not bool(valid.any()):
+        return QueryStats(torch.zeros_like(n_pos), zeros_f, zeros_f.clone(), valid)
+    cost = cost.float().contiguous()
+    values = torch.where(positive, cost.gather(1, idx), torch.inf)
+    # Same-id items come in ascending gallery index, so a stable sort breaks ties by index.
+    thr, perm = stable_sort(values)
+    better = negatives_before(cost, thr, idx.gather(1, perm), n_pos, idx).to(device)
 
-
-def _sort_keys(rows: Tensor, values: Tensor) -> Tensor:
-    """int64 keys ordered like ``(row, value)`` for float32 values (exact, ties preserved).
-
-    Args:
-        rows: ``(N,)`` int64 non-negative row numbers.
-        values: ``(N,)`` float32 finite values.
-
-    Returns:
-        ``(N,)`` int64 keys: ``key_a < key_b`` iff ``(row_a, value_a) < (row_b, value_b)``.
-    """
-    bits = (values.float() + 0.0).view(torch.int32).long()  # + 0.0 maps -0.0 to +0.0
-    # IEEE order trick: negative floats have all magnitude bits flipped.
-    ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + (1 << 31)  # in [0, 2^32)
-    return (rows.long() << 32) | ordered
+    within = torch.arange(m, device=device).unsqueeze(0)  # (1, M) correct matches before
+    is_pos = within < n_pos.unsqueeze(1)
+    ranks = (better + within + 1).double()  # (Q, M) 1-based rank of each correct match
+    ap = torch.where(is_pos, (within + 1) / ranks, 0.0).sum(1) / n_pos.clamp_min(1)
+    last = ranks.gather(1, (n_pos - 1).clamp_min(0).unsqueeze(1))[:, 0]
+    return QueryStats(
+        torch.where(valid, ranks[:, 0].long(), 0),
+        torch.where(valid, ap, zeros_f),
+        torch.where(valid, n_pos / last, zeros_f),
+        valid,
+    )
 
 
 def summarize(stats: QueryStats, max_rank: int) -> tuple[Tensor, float, float, int]:

@@ -36,6 +36,8 @@ class ReIDMetric(Metric):
         chunk_size: query rows per block in ``compute()``.
         backend: ``"torch"`` or ``"faiss"``.
         index: FAISS index string (``"Flat"`` is exact).
+        ignore_junk: ignore gallery items with person id ``-1`` (the official protocol);
+            ``False`` ranks them as negatives.
         **kwargs: forwarded to :class:`torchmetrics.Metric` (e.g. ``compute_on_cpu=True``).
 
     Example:
@@ -62,6 +64,7 @@ class ReIDMetric(Metric):
         chunk_size: int = 512,
         backend: Backend = "torch",
         index: str = "Flat",
+        ignore_junk: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,6 +79,7 @@ class ReIDMetric(Metric):
         self.chunk_size = chunk_size
         self.backend = backend
         self.index = index
+        self.ignore_junk = ignore_junk
         self.result: ReIDResult | None = None
         #: Keep the gathered ``(emb, pids, camids, is_query, indexes)`` of the last ``compute()``
         #: in :attr:`kept_features` (the callback's ranked-list picture uses it).
@@ -156,8 +160,8 @@ class ReIDMetric(Metric):
         """Evaluate; also stores the full :class:`ReIDResult` in ``self.result``.
 
         Returns:
-            ``{"rank1", "rank5", "rank10", "mAP", "mINP", "n_query", "n_gallery"}`` (and
-            ``rank{max_rank}``) as scalar tensors.
+            ``{"rank1", "rank5", "rank10", "mAP", "mINP", "n_query", "n_gallery", "n_junk"}``
+            (and ``rank{max_rank}``) as scalar tensors.
         """
         # After a distributed sync the list states are already concatenated tensors.
         if isinstance(self.embeddings, list) and not self.embeddings:
@@ -179,6 +183,7 @@ class ReIDMetric(Metric):
             chunk_size=self.chunk_size,
             backend=self.backend,
             index=self.index,
+            ignore_junk=self.ignore_junk,
         )
         self.result = result
         out = {f"rank{k}": result.rank(k) for k in sorted({1, 5, 10, self.max_rank})}
@@ -187,5 +192,6 @@ class ReIDMetric(Metric):
             mINP=result.mINP,
             n_query=float(result.n_query),
             n_gallery=float(result.n_gallery),
+            n_junk=float(result.n_junk),
         )
         return {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}

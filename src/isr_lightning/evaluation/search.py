@@ -106,15 +106,19 @@ def iter_cost_blocks(
 
     Yields:
         ``(start, cost)``: the first query row of the block and its ``(rows, G)`` float32
-        costs, on the features' device.
+        costs, on the features' device. With ``backend="torch"`` every block is written into
+        the same buffer: a block is overwritten by the next one (copy it to keep it).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if backend == "torch":
         g_sq = gallery.pow(2).sum(1) if metric == "euclidean" else None
+        rows = min(chunk_size, query.shape[0])
+        buffer = torch.empty(rows * gallery.shape[0], dtype=torch.float32, device=query.device)
         for start in range(0, query.shape[0], chunk_size):
             q = query[start : start + chunk_size]
-            yield start, cost_block(q, gallery, metric, g_sq, gallery_inv_norms)
+            out = buffer[: q.shape[0] * gallery.shape[0]].view(q.shape[0], gallery.shape[0])
+            yield start, cost_block(q, gallery, metric, g_sq, gallery_inv_norms, out=out)
         return
     if backend != "faiss":
         raise ValueError(f"backend must be 'torch' or 'faiss', got {backend!r}")
