@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
 
@@ -194,3 +195,21 @@ def test_evaluate_features_ignores_junk_as_the_official_protocol(tmp_path, capsy
     _, kept_ap, _, _ = reference_eval(dist, *ids, ignore_junk=False)
     assert k["mAP"] == pytest.approx(kept_ap, abs=1e-6) and k["n_junk"] == 0
     assert k["mAP"] < d["mAP"] - 0.01
+
+
+def test_evaluate_features_imports_only_what_it_needs():
+    """The command's import path (isr-lightning -> commands -> engine) leaves out Lightning,
+    torchmetrics, timm and torchvision: seconds of import that evaluating features never uses."""
+    code = (
+        "import sys, isr_lightning.cli, isr_lightning.evaluation.commands;"
+        "print(sorted(m for m in ('lightning', 'torchmetrics', 'timm', 'torchvision', 'faiss') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_dataset_names_of_the_command_are_the_loaders():
+    from isr_lightning.evaluation import DATASETS
+    from isr_lightning.evaluation.commands import DATASET_NAMES
+
+    assert sorted(DATASET_NAMES) == sorted(DATASETS)

@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from isr_lightning.evaluation.callback import embed_batch, split_batch
-from isr_lightning.evaluation.datasets import DATASETS, ReIDImageDataset, eval_transform, load_reid_dataset
+from isr_lightning.evaluation.batches import embed_batch, split_batch
 from isr_lightning.evaluation.engine import ReIDResult, evaluate_reid
 
 __all__ = ["NPZ_ARRAYS", "evaluate_features_main", "evaluate_main", "extract_features", "load_npz"]
+
+# The names of isr_lightning.evaluation.datasets.DATASETS (checked by a test), without importing it.
+DATASET_NAMES = ("cuhk03-np-detected", "cuhk03-np-labeled", "folder", "market1501", "msmt17")
 
 NPZ_ARRAYS = (
     "query_feats",
@@ -145,7 +146,7 @@ def evaluate_features_main(argv: list[str]) -> int:
 @torch.no_grad()
 def extract_features(
     model: Any,
-    dataset: ReIDImageDataset,
+    dataset: Any,
     batch_size: int = 128,
     num_workers: int = 0,
     device: torch.device | str = "cpu",
@@ -153,9 +154,20 @@ def extract_features(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Embed a dataset with ``model.embed``.
 
+    Args:
+        model: any object with ``embed(images (B, 3, H, W)) -> (B, D)``.
+        dataset: a :class:`~isr_lightning.evaluation.ReIDImageDataset` (or any dataset whose
+            samples :func:`~isr_lightning.evaluation.batches.split_batch` reads).
+        batch_size: images per batch.
+        num_workers: loader workers.
+        device: where the model runs.
+        flip: average with the horizontally flipped images.
+
     Returns:
         ``(feats (N, D) float32 on CPU, pids (N,), camids (N,))`` in dataset order.
     """
+    from torch.utils.data import DataLoader
+
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     feats, pids, cams = [], [], []
     for batch in loader:
@@ -186,13 +198,16 @@ def evaluate_main(argv: list[str]) -> int:
     )
     parser.add_argument("--ckpt", required=True, type=Path, help="ISRModule checkpoint")
     parser.add_argument("--root", required=True, type=Path, help="dataset folder")
-    parser.add_argument("--dataset", default="market1501", choices=sorted(DATASETS))
+    parser.add_argument("--dataset", default="market1501", choices=DATASET_NAMES)
     parser.add_argument("--flip", action="store_true", help="average with flipped images")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--num-workers", type=int, default=4)
     _add_protocol_args(parser)
     args = parser.parse_args(argv)
     device = _device(args.device)
+    # Imported here: images (PIL, torchvision transforms) are not needed by evaluate-features.
+    from isr_lightning.evaluation.datasets import ReIDImageDataset, eval_transform, load_reid_dataset
+
     try:
         split = load_reid_dataset(args.dataset, args.root)
         if not args.ckpt.is_file():
