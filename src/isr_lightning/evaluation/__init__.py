@@ -4,6 +4,7 @@ Public API (imported lazily, so ``evaluate_reid`` does not pull in Lightning):
 
 * :func:`evaluate_reid` / :class:`ReIDResult`: evaluate query and gallery features.
 * :class:`ReIDMetric`: the same as a DDP-correct :class:`torchmetrics.Metric`.
+* :class:`KReciprocal`: k-reciprocal re-ranking settings (``evaluate_reid(..., rerank=...)``).
 * :class:`ReIDEvaluationCallback`: evaluate during ``validate``/``fit`` and log the results.
 * :func:`load_reid_dataset` (Market-1501, MSMT17, CUHK03-NP, Market-layout folders),
   :class:`ReIDImageDataset`, :func:`eval_transform`.
@@ -31,6 +32,7 @@ _EXPORTS = {
     "ReIDResult": "engine",
     "evaluate_reid": "engine",
     "ReIDMetric": "metric",
+    "KReciprocal": "rerank",
     "build_faiss_index": "search",
     "faiss_gpu_available": "search",
     "ranked_lists": "visualize",
@@ -39,6 +41,7 @@ _EXPORTS = {
 
 __all__ = [
     "DATASETS",
+    "KReciprocal",
     "ReIDBenchmarkEvaluation",
     "ReIDEvaluationCallback",
     "ReIDImageDataset",
@@ -75,6 +78,7 @@ if TYPE_CHECKING:
     )
     from isr_lightning.evaluation.engine import ReIDResult, evaluate_reid
     from isr_lightning.evaluation.metric import ReIDMetric
+    from isr_lightning.evaluation.rerank import KReciprocal
     from isr_lightning.evaluation.search import build_faiss_index, faiss_gpu_available
     from isr_lightning.evaluation.visualize import ranked_lists, render_ranked_lists
 

@@ -15,8 +15,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from isr_lightning.evaluation.batches import embed_batch, split_batch
+from isr_lightning.evaluation.engine import evaluate_reid
 from isr_lightning.evaluation.functional import DistanceMetric
-from isr_lightning.evaluation.metric import ReIDMetric
+from isr_lightning.evaluation.metric import ReIDMetric, result_scalars
+from isr_lightning.evaluation.rerank import KReciprocal, as_rerank
 from isr_lightning.evaluation.search import Backend
 from isr_lightning.evaluation.visualize import ranked_lists, render_ranked_lists
 
@@ -57,6 +59,9 @@ class ReIDEvaluationCallback(pl.Callback):
         backend: ``"torch"`` or ``"faiss"``.
         ignore_junk: ignore gallery items with person id ``-1`` (the official protocol);
             ``False`` ranks them as negatives.
+        rerank: also log k-reciprocal re-ranked metrics: ``True`` (k1=20, k2=6, lambda=0.3) or
+            a :class:`~isr_lightning.evaluation.rerank.KReciprocal`; logged under
+            ``{prefix}rerank/`` next to the plain ones.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class ReIDEvaluationCallback(pl.Callback):
         chunk_size: int = 512,
         backend: Backend = "torch",
         ignore_junk: bool = True,
+        rerank: bool | KReciprocal = False,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
@@ -90,7 +96,8 @@ class ReIDEvaluationCallback(pl.Callback):
         self.metric = ReIDMetric(
             metric=metric, max_rank=max_rank, chunk_size=chunk_size, backend=backend, ignore_junk=ignore_junk
         )
-        self.metric.keep_features = num_plot_queries > 0
+        self.rerank = as_rerank(rerank)
+        self.metric.keep_features = num_plot_queries > 0 or self.rerank is not None
         self.last_metrics: dict[str, float] = {}
         self.last_picture_path: str | None = None
 
@@ -147,6 +154,8 @@ class ReIDEvaluationCallback(pl.Callback):
             pl_module.train(was_training)
         values = self.metric.compute()
         logged = {k: float(v) for k, v in values.items() if not k.startswith("n_")}
+        if self.rerank is not None:
+            logged.update({f"rerank/{k}": v for k, v in self._reranked().items()})
         for name, value in logged.items():
             pl_module.log(f"{self.prefix}{name}", value, sync_dist=False, rank_zero_only=False)
         self.last_metrics = logged
@@ -157,6 +166,25 @@ class ReIDEvaluationCallback(pl.Callback):
                 rank_zero_info(f"ReIDEvaluationCallback: ranked-list picture skipped ({err})")
         self.metric.reset()
         return logged
+
+    def _reranked(self) -> dict[str, float]:
+        """The metrics of the last gathered features under k-reciprocal re-ranking."""
+        emb, pids, cams, flag, _ = self.metric.kept_features
+        m = self.metric
+        result = evaluate_reid(
+            emb[flag],
+            emb[~flag],
+            pids[flag],
+            pids[~flag],
+            cams[flag],
+            cams[~flag],
+            metric=m.metric,
+            max_rank=m.max_rank,
+            chunk_size=m.chunk_size,
+            ignore_junk=m.ignore_junk,
+            rerank=self.rerank,
+        )
+        return result_scalars(result, m.max_rank)
 
     def _image(self, data: Dataset | DataLoader, index: int, pl_module: pl.LightningModule) -> Image.Image:
         dataset = data.dataset if isinstance(data, DataLoader) else data
@@ -249,6 +277,8 @@ class ReIDBenchmarkEvaluation(ReIDEvaluationCallback):
         plot_topk: gallery images per query in the picture.
         chunk_size: query rows per block in the metric.
         backend: ``"torch"`` or ``"faiss"``.
+        rerank: also log k-reciprocal re-ranked metrics (``true`` or ``{k1, k2,
+            lambda_value, max_items}``) under ``{prefix}rerank/``.
 
     Raises:
         ValueError: unknown ``dataset``.
@@ -269,6 +299,7 @@ class ReIDBenchmarkEvaluation(ReIDEvaluationCallback):
         plot_topk: int = 10,
         chunk_size: int = 512,
         backend: Backend = "torch",
+        rerank: bool | KReciprocal = False,
     ) -> None:
         from isr_lightning.evaluation.datasets import DATASETS
 
@@ -288,6 +319,7 @@ class ReIDBenchmarkEvaluation(ReIDEvaluationCallback):
             plot_topk=plot_topk,
             chunk_size=chunk_size,
             backend=backend,
+            rerank=rerank,
         )
         self.root = str(root)
         self.dataset = dataset

@@ -13,6 +13,7 @@ import torch
 
 from isr_lightning.evaluation.batches import embed_batch, split_batch
 from isr_lightning.evaluation.engine import ReIDResult, evaluate_reid
+from isr_lightning.evaluation.rerank import KReciprocal
 
 __all__ = ["NPZ_ARRAYS", "evaluate_features_main", "evaluate_main", "extract_features", "load_npz"]
 
@@ -52,8 +53,25 @@ def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rank gallery items with person id -1 as negatives (default: ignore them, as the official protocol)",
     )
+    r = parser.add_argument_group("k-reciprocal re-ranking (Zhong et al., CVPR 2017)")
+    r.add_argument("--rerank", action="store_true", help="rank by k-reciprocal re-ranked distances")
+    r.add_argument("--rerank-k1", type=int, default=KReciprocal.k1, help="k1 (default %(default)s)")
+    r.add_argument("--rerank-k2", type=int, default=KReciprocal.k2, help="k2 (default %(default)s)")
+    r.add_argument("--rerank-lambda", type=float, default=KReciprocal.lambda_value, help="lambda (default %(default)s)")
+    r.add_argument(
+        "--rerank-max-items",
+        type=int,
+        default=KReciprocal.max_items,
+        help="refuse above this many queries + gallery items (time grows as N^2; default %(default)s)",
+    )
     g.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     g.add_argument("--output", type=Path, default=None, help="also write the JSON to this file")
+
+
+def _rerank(args: argparse.Namespace) -> KReciprocal | None:
+    if not args.rerank:
+        return None
+    return KReciprocal(args.rerank_k1, args.rerank_k2, args.rerank_lambda, args.rerank_max_items)
 
 
 def _device(name: str | None) -> torch.device:
@@ -79,6 +97,7 @@ def _run_protocol(args: argparse.Namespace, arrays: dict[str, Any], extra: dict[
         nprobe=args.nprobe,
         device=_device(args.device),
         ignore_junk=not args.keep_junk,
+        rerank=_rerank(args),
     )
     out = result.to_dict()
     out.update(extra)

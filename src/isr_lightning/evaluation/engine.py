@@ -18,6 +18,7 @@ from isr_lightning.evaluation.functional import (
     query_stats,
     summarize,
 )
+from isr_lightning.evaluation.rerank import KReciprocal, as_rerank, rerank_blocks
 from isr_lightning.evaluation.search import Backend, build_faiss_index, iter_cost_blocks
 
 __all__ = ["JUNK_PID", "ReIDResult", "evaluate_reid"]
@@ -45,7 +46,8 @@ class ReIDResult:
         index: the FAISS index string, or ``None`` for the exact torch path.
         n_junk: gallery items with person id ``-1`` that were ignored (0 when junk is kept
             as negatives).
-        extra: free-form additions (e.g. ``{"rerank": True}``).
+        extra: free-form additions (``{"rerank": {"k1", "k2", "lambda"}}`` when re-ranked,
+            ``{"k": k}`` for an approximate index).
     """
 
     cmc: np.ndarray
@@ -132,6 +134,7 @@ def evaluate_reid(
     nprobe: int | None = None,
     device: str | torch.device | None = None,
     ignore_junk: bool = True,
+    rerank: KReciprocal | bool | None = None,
 ) -> ReIDResult:
     """CMC, mAP and mINP under the standard ReID protocol, with bounded memory.
 
@@ -164,15 +167,23 @@ def evaluate_reid(
             runs the torch backend on a GPU).
         ignore_junk: ignore gallery items with person id ``-1`` (default, the official
             protocol); ``False`` ranks them as ordinary negatives.
+        rerank: rank by k-reciprocal re-ranked distances
+            (:class:`~isr_lightning.evaluation.rerank.KReciprocal`; ``True`` for its defaults
+            k1=20, k2=6, lambda=0.3). Needs ``backend="torch"``; junk is left out before
+            re-ranking when ignored.
 
     Returns:
         A :class:`ReIDResult`.
 
     Raises:
-        ValueError: on mismatched lengths, non-finite features, or if every query is skipped.
+        ValueError: on mismatched lengths, non-finite features, if every query is skipped, or
+            when re-ranking more items than its ``max_items``.
     """
     if max_rank < 1:
         raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+    reranking = as_rerank(rerank)
+    if reranking is not None and backend != "torch":
+        raise ValueError("re-ranking computes exact distances between all items: use backend='torch'")
     qf = _as_tensor(query_feats, "query_feats")
     gf = _as_tensor(gallery_feats, "gallery_feats")
     q_pids = _as_tensor(query_pids, "query_pids", torch.long).reshape(-1)
@@ -189,10 +200,12 @@ def evaluate_reid(
         raise ValueError(
             "the gallery is empty" + (f" once its {n_junk} junk items (id -1) are ignored" if n_junk else "")
         )
+    if reranking is not None:
+        reranking.check_size(int(qf.shape[0]), int(gf.shape[0]))
     dev = torch.device(device) if device is not None else qf.device
     qf = prepare_features(qf.to(dev), metric)
     g_inv = None
-    if backend == "torch" and metric == "cosine":
+    if backend == "torch" and metric == "cosine" and reranking is None:
         # No normalised copy of the (large) gallery: each block is scaled by 1 / |g| instead.
         gf = gf.to(dev).float()
         g_inv = check_finite(gf).clamp_min(1e-12).reciprocal()
@@ -208,7 +221,11 @@ def evaluate_reid(
         )
     else:
         parts: list[QueryStats] = []
-        for start, cost in iter_cost_blocks(qf, gf, metric, chunk_size, backend, g_inv):
+        if reranking is None:
+            blocks = iter_cost_blocks(qf, gf, metric, chunk_size, backend, g_inv)
+        else:
+            blocks = rerank_blocks(qf, gf, reranking, chunk_size)
+        for start, cost in blocks:
             end = start + cost.shape[0]
             parts.append(query_stats(cost, q_pids[start:end], q_cams[start:end], g_pids, g_cams, same_pid))
             del cost
@@ -225,7 +242,7 @@ def evaluate_reid(
         approximate=approximate,
         index=index if backend == "faiss" else None,
         n_junk=n_junk,
-        extra={"k": k} if approximate else {},
+        extra={"k": k} if approximate else ({"rerank": reranking.to_dict()} if reranking else {}),
     )
 
 

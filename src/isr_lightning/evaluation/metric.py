@@ -11,9 +11,10 @@ from torchmetrics.utilities import dim_zero_cat
 
 from isr_lightning.evaluation.engine import ReIDResult, evaluate_reid
 from isr_lightning.evaluation.functional import DistanceMetric
+from isr_lightning.evaluation.rerank import KReciprocal, as_rerank
 from isr_lightning.evaluation.search import Backend
 
-__all__ = ["ReIDMetric"]
+__all__ = ["ReIDMetric", "result_scalars"]
 
 
 class ReIDMetric(Metric):
@@ -38,6 +39,8 @@ class ReIDMetric(Metric):
         index: FAISS index string (``"Flat"`` is exact).
         ignore_junk: ignore gallery items with person id ``-1`` (the official protocol);
             ``False`` ranks them as negatives.
+        rerank: k-reciprocal re-ranking (``True`` for k1=20, k2=6, lambda=0.3, or a
+            :class:`~isr_lightning.evaluation.rerank.KReciprocal`).
         **kwargs: forwarded to :class:`torchmetrics.Metric` (e.g. ``compute_on_cpu=True``).
 
     Example:
@@ -65,6 +68,7 @@ class ReIDMetric(Metric):
         backend: Backend = "torch",
         index: str = "Flat",
         ignore_junk: bool = True,
+        rerank: KReciprocal | bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -80,6 +84,7 @@ class ReIDMetric(Metric):
         self.backend = backend
         self.index = index
         self.ignore_junk = ignore_junk
+        self.rerank = as_rerank(rerank)
         self.result: ReIDResult | None = None
         #: Keep the gathered ``(emb, pids, camids, is_query, indexes)`` of the last ``compute()``
         #: in :attr:`kept_features` (the callback's ranked-list picture uses it).
@@ -184,14 +189,16 @@ class ReIDMetric(Metric):
             backend=self.backend,
             index=self.index,
             ignore_junk=self.ignore_junk,
+            rerank=self.rerank,
         )
         self.result = result
-        out = {f"rank{k}": result.rank(k) for k in sorted({1, 5, 10, self.max_rank})}
-        out.update(
-            mAP=result.mAP,
-            mINP=result.mINP,
-            n_query=float(result.n_query),
-            n_gallery=float(result.n_gallery),
-            n_junk=float(result.n_junk),
-        )
+        out = result_scalars(result, self.max_rank)
+        out.update(n_query=float(result.n_query), n_gallery=float(result.n_gallery), n_junk=float(result.n_junk))
         return {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}
+
+
+def result_scalars(result: ReIDResult, max_rank: int) -> dict[str, float]:
+    """``rank1``, ``rank5``, ``rank10``, ``rank{max_rank}``, ``mAP`` and ``mINP`` of a result."""
+    out = {f"rank{k}": result.rank(k) for k in sorted({1, 5, 10, max_rank})}
+    out.update(mAP=result.mAP, mINP=result.mINP)
+    return out
