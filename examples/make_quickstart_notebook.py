@@ -48,7 +48,16 @@ benchmark = generate_benchmark(DATA / "benchmark", num_identities=IDENTITIES, nu
 print(f"{len(corpus.clips)} clips, {corpus.num_det_boxes} detections (no identities used for training)")
 print(f"benchmark: {benchmark.num_query} queries, {benchmark.num_gallery} gallery images")""",
     ),
-    ("md", "## 2. Train: ISRModule on frame pairs, evaluated on the benchmark at the end of every epoch"),
+    (
+        "md",
+        """## 2. Train: ISRModule on frame pairs, evaluated on the benchmark at the end of every epoch
+
+`num_workers=0` keeps this tiny run in one process. Real runs decode video in loader workers
+(`num_workers=2` or more), and those workers start from a *forkserver*: each one imports the
+main script again before it runs. In a notebook that is harmless. In a `.py` script, put the
+code that trains under `if __name__ == "__main__":`, or every worker runs the whole script
+(and its training) again; the loader stops an unguarded script with an error that says so.""",
+    ),
     (
         "code",
         """pl.seed_everything(0)

@@ -36,6 +36,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from isr_lightning.data.entry_point import check_entry_point_guard
 from isr_lightning.evaluation.datasets import eval_transform
 
 __all__ = [
@@ -336,6 +337,8 @@ class VideoCropDataModule(LightningDataModule):
         """Crops in (clip, frame, box) order."""
         dataset = VideoCropDataset(self.root, self.trainer.lightning_module.data_config, **self.dataset_kwargs)
         context = "forkserver" if self.num_workers > 0 else None
+        if context is not None:
+            check_entry_point_guard(context)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

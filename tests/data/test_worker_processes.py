@@ -45,3 +45,43 @@ def test_workers_do_not_deadlock_on_inherited_decoders(corpus: Path, tmp_path: P
     result = subprocess.run([sys.executable, str(script), str(corpus)], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("4 batches")
+
+
+UNGUARDED = """
+import os, sys
+from isr_lightning.data import VideoPairDataModule
+
+print("top level runs", flush=True)
+data = VideoPairDataModule(root=sys.argv[1], image_size=(32, 16), batch_size=2, batches_per_epoch=2,
+                           num_workers=1, delta_frames=(1, 3))
+print(sum(1 for _ in data.train_dataloader()), "batches")
+"""
+
+
+GUARDED = """
+import os, sys
+from isr_lightning.data import VideoPairDataModule
+
+if __name__ == "__main__":
+    print("top level runs", flush=True)
+    data = VideoPairDataModule(root=sys.argv[1], image_size=(32, 16), batch_size=2, batches_per_epoch=2,
+                               num_workers=1, delta_frames=(1, 3))
+    print(sum(1 for _ in data.train_dataloader()), "batches")
+"""
+
+
+def test_unguarded_script_is_stopped_before_workers_rerun_it(corpus: Path, tmp_path: Path) -> None:
+    """Without the guard a forkserver worker would import the script and run it again."""
+    script = tmp_path / "train.py"
+    script.write_text(UNGUARDED)
+    result = subprocess.run([sys.executable, str(script), str(corpus)], capture_output=True, text=True, timeout=180)
+    assert result.returncode != 0
+    assert result.stdout.count("top level runs") == 1  # no worker ran the script again
+    last = result.stderr.strip().splitlines()[-1]
+    assert "UnguardedEntryPointError" in last and f"{script}, line 8" in last
+    assert 'if __name__ == "__main__":' in last and "docs/data.md" in last
+    # The same lines under the guard run (the loader only refuses unguarded top-level calls).
+    script.write_text(GUARDED)
+    result = subprocess.run([sys.executable, str(script), str(corpus)], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("2 batches")

@@ -24,6 +24,7 @@ import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from isr_lightning.batch import FramePairBatch
 from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
+from isr_lightning.data.entry_point import check_entry_point_guard
 from isr_lightning.data.mot import FrameBoxes, MalformedDetectionsError, filter_boxes, read_mot_file
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import CropTransform, crop_boxes
@@ -453,6 +455,13 @@ class VideoPairStream(IterableDataset):
             yield self.make_batch(self.epoch, rank, world_size, num_workers, b)
 
 
+def _start_method(context: Any) -> str | None:
+    """The start method of a DataLoader's ``multiprocessing_context`` (a name or a context)."""
+    if context is None or isinstance(context, str):
+        return context
+    return context.get_start_method()
+
+
 def _identity(x: FramePairBatch) -> FramePairBatch:
     return x
 
@@ -469,7 +478,10 @@ class VideoPairLoader(DataLoader):
     forked child inherits the parent's video decoders (of any stream the process used
     before), and destroying one whose decoding threads live in the parent deadlocks. As with
     any spawned worker, a script must guard its entry point with ``if __name__ ==
-    "__main__":``. ``epoch_fn`` (e.g. ``lambda: trainer.current_epoch``) gives the epoch;
+    "__main__":`` (workers import the main script again); iterating the loader from an
+    unguarded script's top level raises
+    :class:`~isr_lightning.data.entry_point.UnguardedEntryPointError` before any worker
+    starts. ``epoch_fn`` (e.g. ``lambda: trainer.current_epoch``) gives the epoch;
     without it the loader counts its own ``iter()`` calls.
 
     Args:
@@ -529,6 +541,8 @@ class VideoPairLoader(DataLoader):
             self.stream.rank = torch.distributed.get_rank()
             self.stream.world_size = torch.distributed.get_world_size()
         self.batches_consumed = start
+        if self.num_workers > 0:
+            check_entry_point_guard(_start_method(self.multiprocessing_context))
         for batch in super().__iter__():
             self.batches_consumed += 1
             yield batch
