@@ -7,11 +7,13 @@ import time
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from torch import Tensor
+from typing_extensions import override
 
 from isr_lightning.optim import WarmupCosineLR
 
-__all__ = ["CropThroughput", "TrainingTimeBudget", "count_crops"]
+__all__ = ["CropThroughput", "RichStepProgressBar", "TQDMStepProgressBar", "TrainingTimeBudget", "count_crops"]
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +118,12 @@ class CropThroughput(Callback):
         self._crops = 0
         self._steps = 0
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
+    @override
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._reset()
 
-    def on_train_batch_end(  # noqa: D102
+    @override
+    def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         now = time.perf_counter()
@@ -135,3 +139,84 @@ class CropThroughput(Callback):
         pl_module.log(f"{self.prefix}crops_per_sec", self.last_crops_per_sec, rank_zero_only=True)
         pl_module.log(f"{self.prefix}sec_per_step", elapsed / self._steps, rank_zero_only=True)
         self._start, self._crops, self._steps = now, 0, 0
+
+
+def _step_based(trainer: Trainer) -> bool:
+    """Training is sized by ``max_steps`` alone (Lightning then sets ``max_epochs`` to -1)."""
+    return trainer.max_steps is not None and trainer.max_steps > 0 and trainer.max_epochs in (None, -1)
+
+
+class RichStepProgressBar(RichProgressBar):
+    """Lightning's ``RichProgressBar``, counting steps out of ``max_steps`` in step-based training.
+
+    Where Lightning's bar shows ``Epoch 0/-2`` (``max_steps`` set, no ``max_epochs``), this one
+    shows ``Step`` and ``steps done/max_steps``; otherwise it is the same, with the same
+    arguments. The video data module's epochs are units of reseeding, not passes over the
+    data, so the shipped recipes train for ``max_steps``.
+    """
+
+    @override
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if _step_based(trainer) and self._counting_steps(trainer):
+            return  # one bar for the whole run: epochs do not restart it
+        super().on_train_epoch_start(trainer, pl_module)
+        self._show_steps(trainer)
+
+    def _counting_steps(self, trainer: Trainer) -> bool:
+        if self.progress is None or self.train_progress_bar_id is None:
+            return False
+        return self.progress.tasks[self.train_progress_bar_id].total == trainer.max_steps
+
+    @override
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self._show_steps(trainer)
+
+    def _show_steps(self, trainer: Trainer) -> None:
+        if not _step_based(trainer) or self.progress is None or self.train_progress_bar_id is None:
+            return
+        style = self.theme.description
+        self.progress.update(
+            self.train_progress_bar_id,
+            description=f"[{style}]Step" if style else "Step",
+            total=trainer.max_steps,
+            completed=trainer.global_step,
+        )
+        self.refresh()
+
+
+class TQDMStepProgressBar(TQDMProgressBar):
+    """Lightning's ``TQDMProgressBar``, counting steps out of ``max_steps`` in step-based training.
+
+    Otherwise the same, with the same arguments. The ``isr-lightning`` and ``lightning``
+    commands use it when a config names no progress bar.
+    """
+
+    @override
+    def on_train_epoch_start(self, trainer: Trainer, *args: Any) -> None:
+        step_based = _step_based(trainer)
+        bar = self.train_progress_bar
+        if step_based and bar.total == trainer.max_steps and str(bar.desc).startswith("Step"):
+            return  # one bar for the whole run: epochs do not restart it
+        super().on_train_epoch_start(trainer, *args)
+        if step_based:
+            bar = self.train_progress_bar
+            bar.reset(total=trainer.max_steps)
+            bar.n = trainer.global_step
+            bar.set_description("Step")
+            bar.refresh()
+
+    @override
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not _step_based(trainer):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            return
+        step, bar = trainer.global_step, self.train_progress_bar
+        if self.is_enabled and not bar.disable and (step % self.refresh_rate == 0 or step == trainer.max_steps):
+            bar.n = step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            bar.refresh()

@@ -56,10 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command, rest = args[0], args[1:]
     if command in LIGHTNING_SUBCOMMANDS:
-        from isr_lightning.lightning_cli import run_lightning_cli
+        from isr_lightning.lightning_cli import run_command
 
-        run_lightning_cli([command, *rest])
-        return 0
+        return run_command("isr-lightning", [command, *rest])
     if command not in COMMANDS:
         print(f"isr-lightning: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2

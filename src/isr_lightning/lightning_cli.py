@@ -10,23 +10,32 @@ LightningDataModule); the model defaults to :class:`~isr_lightning.ISRModule`. T
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.cli import LightningCLI
+from jsonargparse import Namespace
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from typing_extensions import override
 
+from isr_lightning.callbacks import TQDMStepProgressBar
+from isr_lightning.data import DataRootError, VideoPairDataModule
+from isr_lightning.data.sources import check_root
 from isr_lightning.module import ISRModule
 
 __all__ = [
+    "GenericLightningCLI",
     "ISRLightningCLI",
     "build_from_config",
     "generic_main",
     "recipe_path",
     "resolve_recipes",
+    "run_command",
     "run_lightning_cli",
 ]
 
@@ -74,11 +83,59 @@ def resolve_recipes(args: Sequence[str]) -> list[str]:
     return out
 
 
-class ISRLightningCLI(LightningCLI):
-    """LightningCLI with ISRModule as the default model."""
+class GenericLightningCLI(LightningCLI):
+    """LightningCLI with the library's newcomer-facing fixes; any model and data module.
 
-    def add_arguments_to_parser(self, parser) -> None:  # noqa: D102
+    * A :class:`~isr_lightning.data.VideoPairDataModule` without ``root``, or with a local
+      ``root`` that does not exist, stops right after parsing with a
+      :class:`~isr_lightning.data.DataRootError` saying what ``root`` may be and how to make
+      data (the commands print it as one line) instead of jsonargparse's union message.
+    * Without a progress bar in the config, training shows a
+      :class:`~isr_lightning.callbacks.TQDMStepProgressBar` (steps out of ``max_steps``).
+    """
+
+    @override
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        section = self.config.get(subcommand) if subcommand else self.config
+        data = section.get("data") if isinstance(section, Namespace) else None
+        if isinstance(data, Namespace) and _is_video_pair_data(data.get("class_path")):
+            check_root(data.get("init_args", Namespace()).get("root"))
+
+    @override
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        configured = [*_as_list(trainer_config.get("callbacks")), *_as_list(self.trainer_defaults.get("callbacks"))]
+        wants_bar = trainer_config.get("enable_progress_bar", True) is not False
+        if wants_bar and "callbacks" not in kwargs and not any(isinstance(c, ProgressBar) for c in configured):
+            kwargs["callbacks"] = [*_as_list(trainer_config.get("callbacks")), TQDMStepProgressBar()]
+        return super().instantiate_trainer(**kwargs)
+
+
+class ISRLightningCLI(GenericLightningCLI):
+    """:class:`GenericLightningCLI` with ISRModule as the default model."""
+
+    @override
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.set_defaults({"model": {"class_path": f"{ISRModule.__module__}.{ISRModule.__name__}"}})
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _is_video_pair_data(class_path: Any) -> bool:
+    if not isinstance(class_path, str) or "." not in class_path:
+        return False
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, VideoPairDataModule)
 
 
 def _cli(args: Sequence[str], cli_class: type[LightningCLI] = ISRLightningCLI, **kwargs: Any) -> LightningCLI:
@@ -111,6 +168,27 @@ def run_lightning_cli(args: Sequence[str]) -> LightningCLI:
     return _cli(args)
 
 
+def run_command(prog: str, args: Sequence[str], cli_class: type[LightningCLI] = ISRLightningCLI) -> int:
+    """Run a LightningCLI subcommand as a command: configuration errors are one line.
+
+    Args:
+        prog: the command's name for messages (``isr-lightning``, ``lightning``).
+        args: e.g. ``["fit", "--config", "cpu_demo"]``.
+        cli_class: the CLI class.
+
+    Returns:
+        The exit code: 0, or 2 after printing ``PROG SUBCOMMAND: error: ...`` for a data root
+        that is missing, does not exist or holds no clip.
+    """
+    try:
+        _cli(args, cli_class=cli_class)
+    except DataRootError as err:
+        subcommand = next((a for a in args if not a.startswith("-")), "")
+        print(f"{prog} {subcommand}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def generic_main(argv: Sequence[str] | None = None) -> int:
     """The ``lightning`` command: a generic LightningCLI for any LightningModule/DataModule.
 
@@ -123,8 +201,7 @@ def generic_main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The process exit code.
     """
-    _cli(list(sys.argv[1:] if argv is None else argv), cli_class=LightningCLI)
-    return 0
+    return run_command("lightning", list(sys.argv[1:] if argv is None else argv), cli_class=GenericLightningCLI)
 
 
 def build_from_config(

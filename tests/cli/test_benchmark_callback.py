@@ -7,7 +7,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from isr_lightning.evaluation import ReIDEvaluationCallback, ReIDImageDataset, eval_transform, load_reid_dataset
+from isr_lightning.evaluation import (
+    KReciprocal,
+    ReIDEvaluationCallback,
+    ReIDImageDataset,
+    eval_transform,
+    load_reid_dataset,
+)
 from isr_lightning.evaluation.callback import ReIDBenchmarkEvaluation
 from tests.evaluation.helpers import TinyReID, make_colored_market
 
@@ -48,3 +54,22 @@ def test_benchmark_callback_matches_dataset_callback(tmp_path, dataset):
 def test_benchmark_callback_rejects_unknown_dataset(tmp_path):
     with pytest.raises(ValueError, match="unknown dataset"):
         ReIDBenchmarkEvaluation(tmp_path, dataset="imagenet")
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ([], None),
+        (["--cb.rerank=true"], KReciprocal()),
+        (['--cb.rerank={"k1": 10, "lambda_value": 0.5}'], KReciprocal(k1=10, lambda_value=0.5)),
+        (["--cb.rerank.k1=12"], KReciprocal(k1=12)),
+    ],
+)
+def test_rerank_is_configurable_from_a_config(option, expected):
+    """What LightningCLI does with ``trainer.callbacks``: ``rerank: true`` or its settings."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(ReIDBenchmarkEvaluation, "cb")
+    callback = parser.instantiate(parser.parse_args(["--cb.root=somewhere", *option])).cb
+    assert callback.rerank == expected

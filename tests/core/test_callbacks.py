@@ -1,4 +1,5 @@
-"""TrainingTimeBudget plans the run from measured step time and ends the schedule with it."""
+"""TrainingTimeBudget plans the run from measured step time and ends the schedule with it;
+the step progress bars count steps out of max_steps."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from lightning.pytorch import Callback, Trainer
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader
 
 from isr_lightning import ISRModule, WarmupCosineLR
-from isr_lightning.callbacks import TrainingTimeBudget
+from isr_lightning.callbacks import RichStepProgressBar, TQDMStepProgressBar, TrainingTimeBudget
 from isr_lightning.testing import BatchList, make_frame_pair_batch
 
 
@@ -79,3 +81,73 @@ def test_budget_validates_arguments() -> None:
         TrainingTimeBudget(minutes=0)
     with pytest.raises(ValueError, match="calibration_steps"):
         TrainingTimeBudget(minutes=1, calibration_steps=0)
+
+
+class _Linear(LightningModule):
+    """One weight, three batches an epoch: step-based runs roll over epochs quickly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch).pow(2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    def train_dataloader(self):
+        return DataLoader(torch.randn(6, 2), batch_size=2)
+
+
+class _RichProbe(RichStepProgressBar):
+    seen: list
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        super().on_train_batch_end(trainer, *args)
+        task = self.progress.tasks[self.train_progress_bar_id]
+        self.seen = [*getattr(self, "seen", []), (task.description, task.completed, task.total)]
+
+
+class _TQDMProbe(TQDMStepProgressBar):
+    seen: list
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        super().on_train_batch_end(trainer, *args)
+        bar = self.train_progress_bar
+        self.seen = [*getattr(self, "seen", []), (bar.desc, bar.n, bar.total)]
+
+
+@pytest.mark.parametrize("probe", [_RichProbe, _TQDMProbe])
+def test_step_progress_bars_count_steps_across_epochs(tmp_path: Path, probe) -> None:
+    bar = probe()
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=7,  # 3 batches an epoch: epochs 0, 1 and part of 2
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        callbacks=[bar],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(_Linear())
+    assert [(desc.split("]")[-1].rstrip(": "), n, total) for desc, n, total in bar.seen] == [
+        ("Step", step, 7) for step in range(1, 8)
+    ]
+
+
+@pytest.mark.parametrize("probe", [_RichProbe, _TQDMProbe])
+def test_step_progress_bars_keep_epochs_for_epoch_based_training(tmp_path: Path, probe) -> None:
+    bar = probe()
+    trainer = Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        callbacks=[bar],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(_Linear())
+    desc, n, total = bar.seen[-1]
+    assert "Epoch 1" in desc and (n, total) == (3, 3)  # Lightning's own display, batches of the epoch

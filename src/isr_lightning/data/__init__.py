@@ -9,7 +9,7 @@ from isr_lightning.data.mot import (
     read_seqinfo,
     write_mot_file,
 )
-from isr_lightning.data.sources import VIDEO_EXTENSIONS, Clip, discover_clips, read_manifest
+from isr_lightning.data.sources import VIDEO_EXTENSIONS, Clip, DataRootError, discover_clips, read_manifest
 from isr_lightning.data.stream import SKIP_REASONS, VideoPairLoader, VideoPairStream
 from isr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropTransform, crop_boxes
 from isr_lightning.data.video import (
@@ -28,6 +28,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "Clip",
     "CropTransform",
+    "DataRootError",
     "DecordVideoReader",
     "FrameBoxes",
     "FramePairSample",

@@ -9,7 +9,7 @@ from typing import Any
 
 from lightning.pytorch import LightningDataModule
 
-from isr_lightning.data.sources import Clip, discover_clips
+from isr_lightning.data.sources import Clip, check_root, discover_clips
 from isr_lightning.data.stream import VideoPairLoader, VideoPairStream
 from isr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropTransform
 
@@ -30,7 +30,8 @@ class VideoPairDataModule(LightningDataModule):
     val_check_interval=...)``. Batches are :class:`~isr_lightning.batch.FramePairBatch`.
 
     Args:
-        root: corpus location.
+        root: corpus location (required; ``None`` is accepted only so that a recipe can leave
+            it to ``--data.root``, and raises :class:`~isr_lightning.data.sources.DataRootError`).
         image_size: crop size ``(H, W)``: 256x128 (ReID), 224x224 (Swin recipe).
         batch_size: frame pairs per batch (per rank).
         batches_per_epoch: batches per rank per epoch.
@@ -66,7 +67,7 @@ class VideoPairDataModule(LightningDataModule):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | None = None,
         image_size: tuple[int, int] = (256, 128),
         batch_size: int = 8,
         batches_per_epoch: int = 1000,
@@ -97,6 +98,8 @@ class VideoPairDataModule(LightningDataModule):
         seed: int = 0,
         pin_memory: bool = False,
     ) -> None:
+        if root is None:
+            check_root(root)
         super().__init__()
         self.save_hyperparameters()
         # plain types only: checkpoints are loaded with weights_only=True

@@ -59,6 +59,34 @@ class Clip:
     height: int | None = None
 
 
+#: What a data root may be, and how to make one: appended to every data-root error.
+ROOT_HINT = (
+    "root may be a folder of videos with MOT box files beside them, MOTChallenge sequence folders, "
+    "or a .csv/.jsonl manifest (docs/data.md); no data yet? `isr-lightning synth corpus DIR` renders "
+    "a synthetic corpus"
+)
+
+
+class DataRootError(ValueError):
+    """The data root is missing, or holds no clip: a configuration error, with the fix in its message."""
+
+
+def check_root(root: str | Path | None) -> None:
+    """Raise :class:`DataRootError` for a missing root or a local path that does not exist.
+
+    URLs (``s3://``, ``https://``, ``file://``...) are left to :func:`discover_clips`.
+
+    Args:
+        root: the configured data root.
+    """
+    if root is None:
+        raise DataRootError(
+            f"the data root is missing (--data.root DIR on the command line, root= in Python): {ROOT_HINT}"
+        )
+    if "://" not in str(root) and not Path(root).exists():
+        raise DataRootError(f"data root not found: {root}. {ROOT_HINT}")
+
+
 def _is_url(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
@@ -184,22 +212,22 @@ def discover_clips(root: str | Path, use_gt: bool = True) -> list[Clip]:
 
     Raises:
         FileNotFoundError: ``root`` does not exist.
-        ValueError: no clip was found under ``root``.
+        DataRootError: no clip was found under ``root`` (a ``ValueError``).
     """
     root_str = str(root)
     if root_str.lower().endswith(MANIFEST_EXTENSIONS):
         clips = read_manifest(root_str, use_gt=use_gt)
         if not clips:
-            raise ValueError(f"manifest {root_str} lists no clips")
+            raise DataRootError(f"manifest {root_str} lists no clips. {ROOT_HINT}")
         return clips
     path = Path(root_str)
     if not path.exists():
         raise FileNotFoundError(f"data root not found: {root_str}")
     if path.is_file():
         if path.suffix.lower() not in VIDEO_EXTENSIONS:
-            raise ValueError(
+            raise DataRootError(
                 f"data root {root_str} is neither a folder, a video ({', '.join(VIDEO_EXTENSIONS)})"
-                f" nor a manifest ({', '.join(MANIFEST_EXTENSIONS)})"
+                f" nor a manifest ({', '.join(MANIFEST_EXTENSIONS)}). {ROOT_HINT}"
             )
         det, gt = _sidecar(path)
         return [Clip(path.stem, str(path), "video", det, gt if use_gt else None)]
@@ -219,6 +247,8 @@ def discover_clips(root: str | Path, use_gt: bool = True) -> list[Clip]:
         rel = video.relative_to(path).with_suffix("")
         clips.append(Clip(str(rel), str(video), "video", det, gt if use_gt else None))
     if not clips:
-        raise ValueError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) or MOT sequence folders found under {root_str}")
+        raise DataRootError(
+            f"no videos ({', '.join(VIDEO_EXTENSIONS)}) or MOT sequence folders found under {root_str}. {ROOT_HINT}"
+        )
     clips.sort(key=lambda c: c.source)
     return clips
