@@ -18,6 +18,11 @@ _EXPORTS = {
     "remap_isr_release_state_dict": "checkpoints",
     "export_onnx": "export",
     "export_torchscript": "export",
+    "BatchHardTripletLoss": "finetune.losses",
+    "LabelSmoothingCrossEntropy": "finetune.losses",
+    "ReIDFineTuneModule": "finetune.module",
+    "PKSampler": "finetune.sampler",
+    "ReIDTrainDataModule": "finetune.data",
     "ReliabilityWeightedInfoNCE": "losses",
     "reliability_weighted_info_nce": "losses",
     "GreedyMiner": "matching",
@@ -28,6 +33,7 @@ _EXPORTS = {
     "PairMiner": "matching",
     "ISRModule": "module",
     "WarmupCosineLR": "optim",
+    "WarmupMultiStepLR": "optim",
     "EmbeddingWriter": "predict",
     "ImageFolderDataModule": "predict",
     "ImageFolderDataset": "predict",
@@ -39,6 +45,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "BatchHardTripletLoss",
     "BidirectionalReliability",
     "EmbeddingWriter",
     "FramePairBatch",
@@ -48,15 +55,20 @@ __all__ = [
     "ImageFolderDataModule",
     "ImageFolderDataset",
     "InstanceMiner",
+    "LabelSmoothingCrossEntropy",
     "MarginReliability",
     "MutualNearestMiner",
     "NearestMiner",
+    "PKSampler",
     "PairMiner",
     "PairSoftmaxReliability",
+    "ReIDFineTuneModule",
+    "ReIDTrainDataModule",
     "Reliability",
     "ReliabilityWeightedInfoNCE",
     "UniformReliability",
     "WarmupCosineLR",
+    "WarmupMultiStepLR",
     "export_onnx",
     "export_torchscript",
     "load_isr_release",
@@ -69,6 +81,10 @@ if TYPE_CHECKING:
     from isr_lightning.batch import FramePairBatch
     from isr_lightning.checkpoints import load_isr_release, load_weights, remap_isr_release_state_dict
     from isr_lightning.export import export_onnx, export_torchscript
+    from isr_lightning.finetune.data import ReIDTrainDataModule
+    from isr_lightning.finetune.losses import BatchHardTripletLoss, LabelSmoothingCrossEntropy
+    from isr_lightning.finetune.module import ReIDFineTuneModule
+    from isr_lightning.finetune.sampler import PKSampler
     from isr_lightning.losses import ReliabilityWeightedInfoNCE, reliability_weighted_info_nce
     from isr_lightning.matching import (
         GreedyMiner,
@@ -79,7 +95,7 @@ if TYPE_CHECKING:
         PairMiner,
     )
     from isr_lightning.module import ISRModule
-    from isr_lightning.optim import WarmupCosineLR
+    from isr_lightning.optim import WarmupCosineLR, WarmupMultiStepLR
     from isr_lightning.predict import EmbeddingWriter, ImageFolderDataModule, ImageFolderDataset
     from isr_lightning.reliability import (
         BidirectionalReliability,
