@@ -20,7 +20,14 @@ from torch import Tensor, nn
 
 from isr_lightning.module import ISRModule
 
-__all__ = ["EmbeddingModel", "export_main", "export_onnx", "export_torchscript", "run_exported"]
+__all__ = [
+    "EmbeddingModel",
+    "export_main",
+    "export_onnx",
+    "export_torchscript",
+    "load_embedding_module",
+    "run_exported",
+]
 
 DEFAULT_OPSET = 17
 EXPORT_HELP = "export a checkpoint to TorchScript or ONNX (images -> L2-normalised embeddings)"
@@ -44,18 +51,45 @@ class EmbeddingModel(nn.Module):
         return F.normalize(self.projection(self.backbone(images)), dim=-1)
 
 
+def load_embedding_module(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Load a checkpoint of an :class:`~isr_lightning.module.ISRModule` or a ``ReIDFineTuneModule``.
+
+    The class is read from the file's keys (a fine-tuned model has ``bnneck.*``), and its
+    hyperparameters from the checkpoint (``load_from_checkpoint``).
+
+    Args:
+        path: the ``.ckpt`` file.
+        map_location: device the tensors are loaded to.
+
+    Returns:
+        The module, with ``embed``, ``data_config`` and ``image_size``.
+    """
+    from isr_lightning.finetune.module import ReIDFineTuneModule
+
+    state_dict = torch.load(path, map_location="cpu", weights_only=True).get("state_dict", {})
+    fine_tuned = any(key.startswith("bnneck.") for key in state_dict)
+    module_class = ReIDFineTuneModule if fine_tuned else ISRModule
+    return module_class.load_from_checkpoint(str(path), map_location=map_location)
+
+
 def _embedding_model(model: ISRModule | nn.Module) -> nn.Module:
-    """A CPU eval-mode copy, so that exporting leaves the caller's module (device, mode) as it was."""
+    """A CPU eval-mode copy, so that exporting leaves the caller's module (device, mode) as it was.
+
+    An :class:`~isr_lightning.module.ISRModule` becomes its backbone and projection; a module
+    with an ``embedding_model()`` method (``ReIDFineTuneModule``) gives its own retrieval path.
+    """
     if isinstance(model, ISRModule):
         model = EmbeddingModel(model.backbone, model.projection)
+    elif callable(getattr(model, "embedding_model", None)):
+        model = model.embedding_model()
     return copy.deepcopy(model).eval().cpu()
 
 
 def _example(model: ISRModule | nn.Module, input_size: tuple[int, int] | None, batch_size: int = 2) -> Tensor:
     if input_size is None:
-        if not isinstance(model, ISRModule):
-            raise ValueError("input_size is required unless model is an ISRModule")
-        input_size = model.image_size
+        input_size = getattr(model, "image_size", None)
+        if input_size is None:
+            raise ValueError("input_size is required for a model without an image_size attribute")
     generator = torch.Generator().manual_seed(0)
     return torch.randn(batch_size, 3, *input_size, generator=generator)
 
@@ -158,7 +192,7 @@ def export_main(argv: list[str]) -> int:
         0 on success, 1 when the exported model disagrees with the module beyond ``--atol``.
     """
     parser = argparse.ArgumentParser(prog="isr-lightning export", description=EXPORT_HELP)
-    parser.add_argument("--ckpt", required=True, help="isr-lightning checkpoint (.ckpt)")
+    parser.add_argument("--ckpt", required=True, help="ISRModule or ReIDFineTuneModule checkpoint (.ckpt)")
     parser.add_argument("--format", choices=("torchscript", "onnx"), required=True)
     parser.add_argument("--out", required=True, help="output file (.pt for TorchScript, .onnx for ONNX)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default %(default)s)")
@@ -167,7 +201,7 @@ def export_main(argv: list[str]) -> int:
     if (args.format == "onnx") != (Path(args.out).suffix == ".onnx"):
         parser.error("--out must end with .onnx exactly when --format is onnx")
 
-    model = ISRModule.load_from_checkpoint(args.ckpt, map_location="cpu").eval()
+    model = load_embedding_module(args.ckpt, map_location="cpu").eval()
     config = model.data_config
     size = tuple(config["input_size"][1:])
     if args.format == "onnx":
