@@ -64,12 +64,13 @@ def load_embedding_module(path: str | Path, map_location: str | torch.device = "
     Returns:
         The module, with ``embed``, ``data_config`` and ``image_size``.
     """
-    from isr_lightning.finetune.module import ReIDFineTuneModule
+    from isr_lightning.finetune.checkpoints import is_fine_tuned_checkpoint
 
-    state_dict = torch.load(path, map_location="cpu", weights_only=True).get("state_dict", {})
-    fine_tuned = any(key.startswith("bnneck.") for key in state_dict)
-    module_class = ReIDFineTuneModule if fine_tuned else ISRModule
-    return module_class.load_from_checkpoint(str(path), map_location=map_location)
+    if is_fine_tuned_checkpoint(path):
+        from isr_lightning.finetune.module import ReIDFineTuneModule
+
+        return ReIDFineTuneModule.load_from_checkpoint(str(path), map_location=map_location)
+    return ISRModule.load_from_checkpoint(str(path), map_location=map_location)
 
 
 def _embedding_model(model: ISRModule | nn.Module) -> nn.Module:

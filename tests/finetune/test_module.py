@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -13,6 +14,7 @@ from lightning.pytorch.loggers import CSVLogger
 from isr_lightning import ISRModule, WarmupMultiStepLR
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.evaluation import ReIDEvaluationCallback
+from isr_lightning.evaluation.commands import evaluate_main
 from isr_lightning.export import export_main, export_onnx, export_torchscript, load_embedding_module, run_exported
 from isr_lightning.finetune import ReIDFineTuneModule, ReIDTrainDataModule
 
@@ -110,11 +112,20 @@ def test_export_gives_the_module_embeddings(fmt: str, fine_tuned: dict[str, obje
     assert export_main(["--ckpt", str(ckpt), "--format", fmt, "--out", str(tmp_path / f"cli{path.suffix}")]) == 0
 
 
-def test_checkpoint_loads_as_its_own_class(fine_tuned: dict[str, object]) -> None:
-    loaded = load_embedding_module(fine_tuned["root"] / "fine_tuned.ckpt")
+def test_checkpoint_loads_as_its_own_class_and_evaluates(
+    fine_tuned: dict[str, object], market_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = fine_tuned["root"] / "fine_tuned.ckpt"
+    loaded = load_embedding_module(ckpt)
     assert isinstance(loaded, ReIDFineTuneModule) and loaded.classifier.out_features == 12
     images = torch.randn(2, 3, 32, 16)
     torch.testing.assert_close(loaded.embed(images), fine_tuned["model"].embed(images))
+    code = evaluate_main(
+        ["--ckpt", str(ckpt), "--root", str(market_folder), "--dataset", "folder", "--num-workers", "0"]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_query"] == 13 and 0 < result["mAP"] <= 1
 
 
 def _isr_files(tmp_path: Path) -> tuple[ISRModule, dict[str, Path]]:

@@ -200,7 +200,7 @@ def extract_features(
 def evaluate_main(argv: list[str]) -> int:
     """``isr-lightning evaluate --ckpt CKPT --root DIR --dataset NAME``.
 
-    Loads :class:`isr_lightning.module.ISRModule` from the checkpoint, embeds the query and
+    Loads an ``ISRModule`` or ``ReIDFineTuneModule`` from the checkpoint, embeds the query and
     gallery images (resized and normalised with the module's ``data_config``) and prints one
     JSON object.
 
@@ -215,7 +215,7 @@ def evaluate_main(argv: list[str]) -> int:
         description="Evaluate a checkpoint on a ReID benchmark; prints one JSON object with "
         "rank1, rank5, rank10, mAP, mINP, n_query, n_gallery.",
     )
-    parser.add_argument("--ckpt", required=True, type=Path, help="ISRModule checkpoint")
+    parser.add_argument("--ckpt", required=True, type=Path, help="ISRModule or ReIDFineTuneModule checkpoint")
     parser.add_argument("--root", required=True, type=Path, help="dataset folder")
     parser.add_argument("--dataset", default="market1501", choices=DATASET_NAMES)
     parser.add_argument("--flip", action="store_true", help="average with flipped images")
@@ -231,9 +231,15 @@ def evaluate_main(argv: list[str]) -> int:
         split = load_reid_dataset(args.dataset, args.root)
         if not args.ckpt.is_file():
             raise FileNotFoundError(f"{args.ckpt}: checkpoint not found")
+        from isr_lightning.finetune.checkpoints import is_fine_tuned_checkpoint
         from isr_lightning.module import ISRModule  # lazy: heavy, and owned by the core
 
-        model = ISRModule.load_from_checkpoint(str(args.ckpt), map_location=device)
+        if is_fine_tuned_checkpoint(args.ckpt):
+            from isr_lightning.finetune.module import ReIDFineTuneModule
+
+            model = ReIDFineTuneModule.load_from_checkpoint(str(args.ckpt), map_location=device)
+        else:
+            model = ISRModule.load_from_checkpoint(str(args.ckpt), map_location=device)
         model.to(device).eval()
         transform = eval_transform(model.data_config)
         arrays: dict[str, Any] = {}
