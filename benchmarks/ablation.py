@@ -1,20 +1,26 @@
-"""Ablation on the synthetic world: same backbone, same number of steps for every row.
+"""Ablation on the synthetic world: same start, same number of steps for every row.
 
-Rows: random init (no training); instance discrimination (two augmented views of one crop,
-what MoCo/SimCLR learn); ISR with nearest-neighbour pairing; ISR with uniform weights; ISR
-with each reliability definition; and, as an upper bound for every miner, ISR trained on the
-ground-truth association of the synthetic corpus (``oracle_pairs``). Each trained row runs
-the ``cpu_demo.yaml`` recipe with the row's overrides for ``--steps`` optimizer steps.
+Rows: the starting model (no training; ImageNet MobileNetV2 in the ``cpu_demo`` recipe);
+instance discrimination (two augmented views of one crop, what MoCo/SimCLR learn); ISR with
+nearest-neighbour pairing; ISR with uniform weights; ISR with each reliability definition;
+and, as an upper bound for every miner, ISR trained on the ground-truth association of the
+synthetic corpus (``oracle_pairs``). Each trained row runs the ``cpu_demo.yaml`` recipe with
+the row's overrides for ``--steps`` optimizer steps.
 
-Reported, per seed and as mean over seeds: rank-1/mAP on the cross-domain benchmark and on
-its in-domain control (the same identities rendered in the training videos' street domain),
-and the precision of Hungarian matching on the row's embeddings of (unaugmented) training
-frame pairs (the same association for every row).
+Reported, per seed and as mean over seeds: rank-1/mAP on every benchmark of the demo
+(``mall``: cross-domain; ``station``: a second unseen domain; ``park``: held out, other
+people and another drawing of people; ``street``: the ``mall`` people in the training
+videos' domain), and the precision of Hungarian matching on the row's embeddings of
+(unaugmented) training frame pairs (the same association for every row).
 
 Results are appended to ``OUT/results.jsonl`` as each run ends; a rerun skips the
 (row, seed) runs already there, so an interrupted ablation resumes.
 
-    python benchmarks/ablation.py --steps 60 --seeds 0 1 --out outputs/ablation
+    python benchmarks/ablation.py --steps 200 --seeds 0 1 --out outputs/ablation
+
+A recipe choice is measured by overriding it for a row, into its own output folder, e.g.
+``--rows isr_hungarian_bidirectional --out outputs/ablation-bn --model.init_args.freeze_bn_stats=false``;
+``--corpus DIR`` trains on another corpus (``isr-lightning synth corpus DIR --look-variety 1``).
 """
 
 from __future__ import annotations
@@ -25,13 +31,19 @@ import statistics
 import time
 from pathlib import Path
 
-from isr_lightning.demo import DEFAULT_CACHE, benchmark_scores, embed_split, training_pair_precision
-from isr_lightning.evaluation import load_market_layout
+from isr_lightning.demo import (
+    BENCHMARKS,
+    DEFAULT_CACHE,
+    DemoData,
+    benchmark_scores,
+    embed_split,
+    prepare_demo_data,
+    training_pair_precision,
+)
 from isr_lightning.lightning_cli import build_from_config, recipe_path
-from isr_lightning.synth import generate_benchmark, generate_corpus
 
 ROWS: dict[str, list[str]] = {
-    "random_init": [],
+    "no_training": [],
     "instance_discrimination": [
         "--data.init_args.pairing=instance",
         "--model.init_args.pair_miner=instance",
@@ -47,10 +59,10 @@ ROWS: dict[str, list[str]] = {
 }
 
 
-def run(row: str, seed: int, steps: int, corpus: Path, split, street, out: Path, extra: list[str]) -> dict:
+def run(row: str, seed: int, steps: int, data: DemoData, out: Path, extra: list[str]) -> dict:
     overrides = [
         f"--trainer.default_root_dir={out / f'{row}-seed{seed}'}",
-        f"--data.init_args.root={corpus}",
+        f"--data.init_args.root={data.corpus}",
         f"--seed_everything={seed}",
         f"--data.init_args.seed={seed}",
         f"--trainer.max_steps={steps}",
@@ -62,73 +74,69 @@ def run(row: str, seed: int, steps: int, corpus: Path, split, street, out: Path,
     ]
     cli = build_from_config(recipe_path("cpu_demo"), overrides)
     start = time.perf_counter()
-    if row != "random_init":
+    if row != "no_training":
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     train_seconds = time.perf_counter() - start
-    scores = benchmark_scores(*embed_split(cli.model, split))
-    street_scores = benchmark_scores(*embed_split(cli.model, street))
-    scores.update({f"street_{key}": value for key, value in street_scores.items()})
-    scores["pair_precision"] = training_pair_precision(cli.model, corpus, cli.model.image_size)
+    scores = {}
+    for name, split in data.benchmarks.items():
+        result = benchmark_scores(*embed_split(cli.model, split))
+        scores.update({f"{name}_rank1": result["rank1"], f"{name}_mAP": result["mAP"]})
+    scores["pair_precision"] = training_pair_precision(cli.model, data.corpus, cli.model.image_size)
     return {"row": row, "seed": seed, "steps": cli.trainer.global_step, "train_seconds": train_seconds, **scores}
 
 
 def table(results: list[dict]) -> str:
-    lines = [
-        "| row | rank-1 | mAP | in-domain rank-1 | in-domain mAP | pair precision | per seed rank-1 |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    """Mean over seeds of each row: rank-1 / mAP per benchmark, pair precision, per-seed mall rank-1."""
+    header = " | ".join(f"{name} rank-1 / mAP" for name in BENCHMARKS)
+    lines = [f"| row | {header} | pair precision | mall rank-1 per seed |", "|---" * (len(BENCHMARKS) + 3) + "|"]
     for row in ROWS:
         runs = sorted((r for r in results if r["row"] == row), key=lambda r: r["seed"])
         if not runs:
             continue
 
         def mean(key: str, runs: list[dict] = runs) -> str:
-            values = [r[key] for r in runs if key in r]  # runs of older versions lack the control
-            return f"{statistics.mean(values):.3f}" if values else "-"
+            return f"{statistics.mean(r[key] for r in runs):.3f}"
 
-        cells = [mean(k) for k in ("rank1", "mAP", "street_rank1", "street_mAP", "pair_precision")]
-        per_seed = ", ".join(f"{r['rank1']:.3f}" for r in runs)
-        lines.append(f"| {row} | {' | '.join(cells)} | {per_seed} |")
+        cells = [f"{mean(f'{name}_rank1')} / {mean(f'{name}_mAP')}" for name in BENCHMARKS]
+        per_seed = ", ".join(f"{r['mall_rank1']:.3f}" for r in runs)
+        lines.append(f"| {row} | {' | '.join(cells)} | {mean('pair_precision')} | {per_seed} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--out", type=Path, default=Path("outputs/ablation"))
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--identities", type=int, default=150)
+    parser.add_argument("--corpus", type=Path, default=None, help="train on this corpus instead of the demo's")
     parser.add_argument("overrides", nargs="*", help="extra recipe overrides for every row")
     args, extra = parser.parse_known_args()
-    data_dir = args.cache / "demo-seed0"
-    corpus = data_dir / f"corpus-{args.clips}"
-    generate_corpus(corpus, num_clips=args.clips, seed=0)
-    splits = []
-    for domain, folder in (("mall", f"benchmark-{args.identities}"), ("street", f"benchmark-{args.identities}-street")):
-        generate_benchmark(data_dir / folder, num_identities=args.identities, seed=1, domain=domain)
-        splits.append(load_market_layout(data_dir / folder, name=f"synthetic-{domain}"))
-    split, street = splits
+    data = prepare_demo_data(args.cache, seed=0, clips=args.clips, identities=args.identities)
+    if args.corpus is not None:
+        data = DemoData(args.corpus, data.benchmarks)
 
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.jsonl"
     results = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
-    done = {(r["row"], r["seed"], r["steps"] if r["row"] != "random_init" else 0) for r in results}
+    done = {(r["row"], r["seed"], r["steps"] if r["row"] != "no_training" else 0) for r in results}
     for seed in args.seeds:
         for row in args.rows:
-            key = (row, seed, args.steps if row != "random_init" else 0)
+            key = (row, seed, args.steps if row != "no_training" else 0)
             if key in done:
                 continue
-            result = run(row, seed, args.steps, corpus, split, street, args.out, [*args.overrides, *extra])
+            result = run(row, seed, args.steps, data, args.out, [*args.overrides, *extra])
             print(json.dumps(result), flush=True)
             with results_path.open("a") as f:
                 f.write(json.dumps(result) + "\n")
             results.append(result)
     print()
-    print(f"{len(split.query)} queries, {len(split.gallery)} gallery; {args.steps} steps per trained row")
-    print(table([r for r in results if r["row"] == "random_init" or r["steps"] == args.steps]))
+    mall = data.benchmarks["mall"]
+    print(f"mall: {len(mall.query)} queries, {len(mall.gallery)} gallery; {args.steps} steps per trained row")
+    print(table([r for r in results if r["row"] == "no_training" or r["steps"] == args.steps]))
 
 
 if __name__ == "__main__":

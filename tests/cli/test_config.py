@@ -31,7 +31,10 @@ def test_print_config_round_trips_and_fits(run_cli, tiny_corpus, tmp_path):
 
 def test_later_config_files_override_earlier(tmp_path, tiny_corpus):
     extra = tmp_path / "extra.yaml"
-    extra.write_text("model:\n  init_args:\n    embed_dim: 24\n    backbone: resnet10t\ntrainer:\n  max_steps: 7\n")
+    extra.write_text(
+        "model:\n  init_args:\n    embed_dim: 24\n    backbone: resnet10t\n    weights: null\n    frozen_modules: []\n"
+        "trainer:\n  max_steps: 7\n"
+    )
     cli = build_from_config(
         "cpu_demo",
         ["--config", str(extra), f"--data.root={tiny_corpus}", "--trainer.logger=false"],

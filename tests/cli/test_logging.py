@@ -88,7 +88,7 @@ def test_fit_logs_throughput_lr_and_benchmark_metrics(run_cli, tiny_corpus, tiny
     with open(metrics) as f:
         rows = list(csv.DictReader(f))
     assert any(float(r["train/crops_per_sec"] or 0) > 0 for r in rows)
-    assert any(r.get("lr-AdamW") for r in rows)
+    assert any(r.get("lr-AdamW/head") for r in rows) and any(r.get("lr-AdamW/backbone") for r in rows)
     ranks = [float(r["reid/rank1"]) for r in rows if r.get("reid/rank1")]
     assert len(ranks) == 2 and all(0.0 <= v <= 1.0 for v in ranks)  # batches_per_epoch=2: 2 epochs
     assert len(list(tmp_path.glob("logs/**/reid_ranked_lists/*.png"))) == 2
