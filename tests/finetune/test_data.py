@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections import Counter
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from PIL import Image
 
+from isr_lightning.data import DataRootError
 from isr_lightning.data.transforms import CropTransform
-from isr_lightning.evaluation import load_market_layout
+from isr_lightning.evaluation import DATASETS, load_market_layout
 from isr_lightning.finetune import ReIDTrainDataModule
 from isr_lightning.synth.benchmark import BenchmarkConfig
 
@@ -86,11 +88,18 @@ def test_missing_training_split_is_one_line_error(tmp_path: Path) -> None:
     for folder, name in (("query", "0001_c1s1_000001_01.jpg"), ("bounding_box_test", "0001_c2s1_000001_01.jpg")):
         (tmp_path / folder).mkdir()
         Image.new("RGB", (8, 16)).save(tmp_path / folder / name)
-    with pytest.raises(FileNotFoundError, match=r"no training images for 'market1501'.*bounding_box_train") as error:
+    with pytest.raises(DataRootError, match=r"no training images for 'market1501'.*bounding_box_train") as error:
         _dm(tmp_path, dataset="market1501").setup("fit")
     assert "\n" not in str(error.value)
+    with pytest.raises(DataRootError, match=r"data root not found: .*nope\. root is a labelled ReID dataset"):
+        _dm(tmp_path / "nope").setup("fit")
+    with pytest.raises(DataRootError, match="the data root is missing"):
+        _dm(None).setup("fit")
     with pytest.raises(ValueError, match="unknown dataset 'market'"):
         _dm(tmp_path, dataset="market")
+    # the names the command line accepts are the readers there are
+    accepted = typing.get_args(typing.get_type_hints(ReIDTrainDataModule.__init__)["dataset"])
+    assert sorted(accepted) == sorted(DATASETS)
 
 
 def test_synthetic_data_rendered_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from lightning.pytorch import LightningDataModule
@@ -17,6 +17,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from isr_lightning.data import DataRootError
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.evaluation.datasets import DATASETS, ReIDImageDataset, ReIDItem, ReIDSplit, load_reid_dataset
 from isr_lightning.finetune.sampler import PKSampler
@@ -25,6 +26,12 @@ from isr_lightning.synth.benchmark import BenchmarkConfig
 __all__ = ["CropImageTransform", "PKDataLoader", "ReIDTrainDataModule", "relabel"]
 
 log = logging.getLogger(__name__)
+
+ROOT_HINT = (
+    "root is a labelled ReID dataset: Market-1501, MSMT17, CUHK03-NP or any folder in Market-1501 layout"
+    " (query/, bounding_box_test/, bounding_box_train/); docs/finetune.md"
+)
+"""What a root may be: appended to the data-root errors."""
 
 _TRAIN_SPLIT_HINT = {
     "market1501": "bounding_box_train/",
@@ -122,7 +129,7 @@ class ReIDTrainDataModule(LightningDataModule):
     mid-epoch gets the batches the interrupted run would have got.
 
     Args:
-        root: the dataset folder. ``None`` only with ``synthetic``: a folder in the cache
+        root: the dataset folder. ``None`` with ``synthetic``: a folder in the cache
             (``$ISR_LIGHTNING_CACHE``, default ``~/.cache/isr-lightning``) named after the
             configuration.
         dataset: reader: ``market1501``, ``msmt17``, ``cuhk03-np-detected``,
@@ -143,13 +150,16 @@ class ReIDTrainDataModule(LightningDataModule):
 
     Raises:
         ValueError: an unknown ``dataset``; ``synthetic`` with another dataset than
-            ``folder`` or without training identities; no ``root`` without ``synthetic``.
+            ``folder`` or without training identities.
+        DataRootError: in :meth:`setup`: no ``root`` (and no ``synthetic``), a root that does
+            not exist, cannot be read as ``dataset`` or has no training split; the message says
+            what ``root`` may be (the command line prints it as one line).
     """
 
     def __init__(
         self,
         root: str | Path | None = None,
-        dataset: str = "market1501",
+        dataset: Literal["market1501", "msmt17", "cuhk03-np-detected", "cuhk03-np-labeled", "folder"] = "market1501",
         transform: CropTransform | None = None,
         ids_per_batch: int = 16,
         images_per_id: int = 4,
@@ -165,13 +175,12 @@ class ReIDTrainDataModule(LightningDataModule):
             raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(DATASETS)}")
         if synthetic is not None and (dataset != "folder" or synthetic.num_train_identities < 1):
             raise ValueError("synthetic data needs dataset='folder' and synthetic.num_train_identities >= 1")
-        if root is None and synthetic is None:
-            raise ValueError("root is required (the dataset folder), unless synthetic data is rendered")
-        if root is None:
-            assert synthetic is not None
+        if root is None and synthetic is not None:
             key = hashlib.sha1(json.dumps(synthetic.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
             root = _default_cache() / "finetune" / f"{synthetic.domain}-{key}"
-        self.root = Path(root).expanduser()
+        # a missing root is reported by setup(): an error raised here would reach the command
+        # line wrapped in the parser's message, one raised in setup() as one line
+        self.root = None if root is None else Path(root).expanduser()
         self.dataset = dataset
         self.transform = transform if transform is not None else CropTransform()
         self.ids_per_batch = ids_per_batch
@@ -201,7 +210,7 @@ class ReIDTrainDataModule(LightningDataModule):
 
     def prepare_data(self) -> None:
         """Render the synthetic dataset when asked for (once; later runs reuse it)."""
-        if self.synthetic is not None:
+        if self.synthetic is not None and self.root is not None:
             from isr_lightning.synth import generate_benchmark
 
             generate_benchmark(self.root, **{**self.synthetic.to_dict(), "preview": False})
@@ -210,12 +219,22 @@ class ReIDTrainDataModule(LightningDataModule):
         """Read the dataset; fail with the folder named when it has no training split."""
         if self.split is not None:
             return
+        if self.root is None:
+            raise DataRootError(
+                f"the data root is missing (--data.root DIR on the command line, root= in Python): {ROOT_HINT}"
+            )
         if self.synthetic is not None and not (self.root / "benchmark.json").is_file():
             self.prepare_data()  # used without a Trainer
-        self.split = load_reid_dataset(self.dataset, self.root)
-        if not self.split.train:
+        if not self.root.exists():
+            raise DataRootError(f"data root not found: {self.root}. {ROOT_HINT}")
+        try:
+            split = load_reid_dataset(self.dataset, self.root)
+        except (FileNotFoundError, ValueError) as error:
+            raise DataRootError(f"{error}. {ROOT_HINT}") from error
+        if not split.train:
             expected = _TRAIN_SPLIT_HINT[self.dataset]
-            raise FileNotFoundError(f"{self.root}: no training images for {self.dataset!r} (expected {expected})")
+            raise DataRootError(f"{self.root}: no training images for {self.dataset!r} (expected {expected})")
+        self.split = split
         self.train_items, self.label_pids = relabel(self.split.train)
         log.info("%s: %d training images of %d identities", self.split.name, len(self.train_items), self.num_classes)
 

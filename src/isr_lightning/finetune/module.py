@@ -304,7 +304,8 @@ class ReIDFineTuneModule(LightningModule):
         backbone = [p for p in self.backbone.parameters() if p.requires_grad]
         in_backbone = {id(p) for p in self.backbone.parameters()}
         head = [p for p in self.parameters() if id(p) not in in_backbone and p.requires_grad]
-        optimizer = self.optimizer_factory([{"params": backbone}, {"params": head}])
+        # named groups: LearningRateMonitor logs lr-<Optimizer>/backbone and lr-<Optimizer>/head
+        optimizer = self.optimizer_factory([{"params": backbone, "name": "backbone"}, {"params": head, "name": "head"}])
         optimizer.param_groups[0]["lr"] *= self.hparams.backbone_lr_scale
         if self.lr_scheduler_factory is None:
             return optimizer
