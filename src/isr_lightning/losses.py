@@ -46,12 +46,14 @@ def reliability_weighted_info_nce(
             loss passes the sum over all ranks.
 
     Returns:
-        Scalar float32 loss, computed in float32 whatever the autocast state; 0 (still
-        attached to ``embeddings``) when there are no pairs or the weights sum to 0.
+        Scalar loss, computed in float32 or the embeddings' wider dtype whatever the autocast
+        state; 0 (still attached to ``embeddings``) when there are no pairs or the weights
+        sum to 0.
     """
-    with torch.autocast(embeddings.device.type, enabled=False):  # float32 under mixed precision
-        embeddings = embeddings.float()
-        weights = weights.detach().float()
+    dtype = torch.promote_types(embeddings.dtype, torch.float32)  # bf16/fp16 -> float32
+    with torch.autocast(embeddings.device.type, enabled=False):
+        embeddings = embeddings.to(dtype)
+        weights = weights.detach().to(dtype)
         total = weights.sum() if weight_total is None else torch.as_tensor(weight_total).to(weights)
         if anchors.numel() == 0 or not total > 0:
             return embeddings.sum() * 0.0
