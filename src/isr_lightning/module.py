@@ -6,14 +6,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import timm
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
-from typing_extensions import Self, override
 
+from isr_lightning.backbone import BackboneModuleMixin, create_timm_backbone
 from isr_lightning.batch import FramePairBatch
 from isr_lightning.distributed import all_reduce_sum
 from isr_lightning.losses import ReliabilityWeightedInfoNCE
@@ -25,32 +24,7 @@ from isr_lightning.reliability import Reliability, build_reliability
 __all__ = ["ISRModule", "create_timm_backbone"]
 
 
-def create_timm_backbone(name: str, pretrained: bool, **kwargs: Any) -> nn.Module:
-    """Create a timm model that maps images to pooled features ``(B, num_features)``.
-
-    Args:
-        name: timm model name, e.g. ``resnet50`` or ``swin_base_patch4_window7_224``.
-        pretrained: load timm's pretrained weights (downloaded, or from a local file given as
-            ``pretrained_cfg_overlay={"file": PATH}``).
-        **kwargs: passed to ``timm.create_model`` (``drop_path_rate``, ``img_size``, ...).
-
-    Raises:
-        RuntimeError: the pretrained weights could not be downloaded or read.
-    """
-    try:
-        return timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
-    except (OSError, ConnectionError, TimeoutError) as error:
-        if not pretrained:
-            raise
-        raise RuntimeError(
-            f"could not load pretrained weights for timm model {name!r}: {error}. Without network"
-            " access, download them elsewhere and pass backbone_kwargs="
-            "{'pretrained_cfg_overlay': {'file': '/path/to/weights.safetensors'}}, "
-            "or train from scratch with pretrained=False."
-        ) from error
-
-
-class ISRModule(LightningModule):
+class ISRModule(BackboneModuleMixin, LightningModule):
     """Identity-seeking self-supervised representation learning (ISR, ICCV 2023).
 
     Every crop of the two frames of a frame pair is embedded by one shared model
@@ -131,52 +105,7 @@ class ISRModule(LightningModule):
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self._skipped: Counter[str] = Counter()
-        if weights is not None:
-            from isr_lightning.checkpoints import load_weights
-
-            load_weights(self, weights)
-        self._frozen = self._resolve_frozen(frozen_modules)
-        for module in self._frozen:
-            module.requires_grad_(False)
-        self.train(self.training)  # applies freeze_bn_stats and frozen_modules
-
-    def build_backbone(self) -> tuple[nn.Module, int]:
-        """Build the feature extractor; override this to use a non-timm backbone.
-
-        Returns:
-            A module mapping images ``(B, 3, H, W)`` to pooled features ``(B, F)``, and ``F``.
-        """
-        kwargs = dict(self.hparams.backbone_kwargs or {})
-        model = create_timm_backbone(self.hparams.backbone, self.hparams.pretrained, **kwargs)
-        return model, int(model.num_features)
-
-    def _resolve_frozen(self, names: Sequence[str]) -> list[nn.Module]:
-        submodules = dict(self.backbone.named_modules())
-        unknown = [name for name in names if name not in submodules or not name]
-        if unknown:
-            tops = [name for name, _ in self.backbone.named_children()]
-            raise ValueError(f"frozen_modules: no backbone submodule {unknown}; top-level submodules: {tops}")
-        return [submodules[name] for name in names]
-
-    @override
-    def train(self, mode: bool = True) -> Self:
-        """Set training mode; frozen modules, and with ``freeze_bn_stats`` all BatchNorm, stay in eval mode."""
-        super().train(mode)
-        if not mode:
-            return self
-        for module in getattr(self, "_frozen", ()):
-            module.eval()
-        if self.hparams.freeze_bn_stats:
-            for layer in self.backbone.modules():
-                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-                    layer.eval()
-        return self
-
-    @property
-    def data_config(self) -> dict[str, Any]:
-        """Input configuration for transforms: ``input_size`` ``(3, H, W)``, ``mean``, ``std``."""
-        config = timm.data.resolve_model_data_config(self.backbone)
-        return {"input_size": (3, *self.image_size), "mean": tuple(config["mean"]), "std": tuple(config["std"])}
+        self._load_weights_and_freeze(weights, frozen_modules)
 
     def forward(self, images: Tensor) -> Tensor:
         """Embed images.
@@ -189,39 +118,6 @@ class ISRModule(LightningModule):
         """
         # normalised in float32: under bf16/fp16 autocast the projection's output is half precision
         return F.normalize(self.projection(self.backbone(images)).float(), dim=-1)
-
-    @torch.no_grad()
-    def embed(self, images: Tensor) -> Tensor:
-        """Embed images for retrieval, in eval mode and without gradient.
-
-        Args:
-            images: ``(B, 3, H, W)`` images normalised with :attr:`data_config`'s mean/std.
-
-        Returns:
-            ``(B, D)`` L2-normalised embeddings, on the module's device.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            return self(images.to(self.device))
-        finally:
-            self.train(was_training)
-
-    def predict_step(self, batch: Tensor | tuple[Tensor, Any] | list[Any], batch_idx: int) -> Tensor | dict[str, Any]:
-        """Embed a prediction batch (``trainer.predict``; see :mod:`isr_lightning.predict`).
-
-        Args:
-            batch: images ``(B, 3, H, W)``, or ``(images, names)`` as collated from
-                :class:`~isr_lightning.predict.ImageFolderDataset`.
-            batch_idx: index of the batch.
-
-        Returns:
-            ``(B, D)`` embeddings for a tensor batch, else ``{"embeddings": (B, D), "names": names}``.
-        """
-        if isinstance(batch, Tensor):
-            return self(batch)
-        images, names = batch[0], batch[1]
-        return {"embeddings": self(images), "names": list(names)}
 
     def training_step(self, batch: FramePairBatch, batch_idx: int) -> Tensor:
         """Mine pairs between the two frames of every frame pair and return the loss."""
@@ -264,24 +160,3 @@ class ISRModule(LightningModule):
             self._skipped.update(batch.skipped)
         stats.update({f"data/skipped_{reason}": float(n) for reason, n in self._skipped.items()})
         self.log_dict(stats, batch_size=batch_size)
-
-    def configure_optimizers(self) -> Any:
-        """Build the optimizer and the per-step learning-rate schedule from the factories.
-
-        Two parameter groups: the backbone, at ``backbone_lr_scale`` times the optimizer's
-        learning rate, and the rest (the projection) at the full rate.
-        """
-        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
-        in_backbone = {id(p) for p in self.backbone.parameters()}
-        head = [p for p in self.parameters() if id(p) not in in_backbone]
-        # named groups: LearningRateMonitor logs lr-<Optimizer>/backbone and lr-<Optimizer>/head
-        optimizer = self.optimizer_factory([{"params": backbone, "name": "backbone"}, {"params": head, "name": "head"}])
-        optimizer.param_groups[0]["lr"] *= self.hparams.backbone_lr_scale
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        if isinstance(scheduler, WarmupCosineLR) and scheduler.total_steps is None:
-            estimated = self.trainer.estimated_stepping_batches
-            if estimated != float("inf"):
-                scheduler.total_steps = max(1, int(estimated))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

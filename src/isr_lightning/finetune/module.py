@@ -5,19 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import timm
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
-from typing_extensions import Self, override
 
+from isr_lightning.backbone import BackboneModuleMixin
 from isr_lightning.evaluation.batches import split_batch
 from isr_lightning.evaluation.metric import ReIDMetric
 from isr_lightning.finetune.losses import BatchHardTripletLoss, LabelSmoothingCrossEntropy
-from isr_lightning.module import create_timm_backbone
 from isr_lightning.optim import WarmupCosineLR
 
 __all__ = ["ReIDFineTuneModule"]
@@ -35,7 +33,7 @@ class _EncoderView(nn.Module):
         self.hparams = {"backbone": backbone_name}
 
 
-class ReIDFineTuneModule(LightningModule):
+class ReIDFineTuneModule(BackboneModuleMixin, LightningModule):
     """Supervised person ReID: the field's strong baseline, starting from any weights ``ISRModule`` takes.
 
     backbone -> pooled features -> projection (as in :class:`~isr_lightning.ISRModule`, so an
@@ -130,58 +128,13 @@ class ReIDFineTuneModule(LightningModule):
         self.val_metric = ReIDMetric()
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
-        if weights is not None:
-            from isr_lightning.checkpoints import load_weights
-
-            load_weights(_EncoderView(self.backbone, self.projection, backbone), weights)  # type: ignore[arg-type]
-        self._frozen = self._resolve_frozen(frozen_modules)
-        for module in self._frozen:
-            module.requires_grad_(False)
-        self.train(self.training)  # applies freeze_bn_stats and frozen_modules
+        self._load_weights_and_freeze(weights, frozen_modules, _EncoderView(self.backbone, self.projection, backbone))
 
     # -- model ---------------------------------------------------------------------------
-    def build_backbone(self) -> tuple[nn.Module, int]:
-        """Build the feature extractor; override this to use a non-timm backbone.
-
-        Returns:
-            A module mapping images ``(B, 3, H, W)`` to pooled features ``(B, F)``, and ``F``.
-        """
-        kwargs = dict(self.hparams.backbone_kwargs or {})
-        model = create_timm_backbone(self.hparams.backbone, self.hparams.pretrained, **kwargs)
-        return model, int(model.num_features)
-
     def _build_classifier(self, num_classes: int) -> None:
         self.classifier = nn.Linear(self.embed_dim, num_classes, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
         self.hparams["num_classes"] = int(num_classes)
-
-    def _resolve_frozen(self, names: Sequence[str]) -> list[nn.Module]:
-        submodules = dict(self.backbone.named_modules())
-        unknown = [name for name in names if name not in submodules or not name]
-        if unknown:
-            tops = [name for name, _ in self.backbone.named_children()]
-            raise ValueError(f"frozen_modules: no backbone submodule {unknown}; top-level submodules: {tops}")
-        return [submodules[name] for name in names]
-
-    @override
-    def train(self, mode: bool = True) -> Self:
-        """Set training mode; frozen modules (and the backbone's BatchNorm with ``freeze_bn_stats``) stay in eval."""
-        super().train(mode)
-        if not mode:
-            return self
-        for module in getattr(self, "_frozen", ()):
-            module.eval()
-        if self.hparams.freeze_bn_stats:
-            for layer in self.backbone.modules():
-                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-                    layer.eval()
-        return self
-
-    @property
-    def data_config(self) -> dict[str, Any]:
-        """Input configuration for transforms: ``input_size`` ``(3, H, W)``, ``mean``, ``std``."""
-        config = timm.data.resolve_model_data_config(self.backbone)
-        return {"input_size": (3, *self.image_size), "mean": tuple(config["mean"]), "std": tuple(config["std"])}
 
     def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """The two BNNeck features.
@@ -199,23 +152,6 @@ class ReIDFineTuneModule(LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         """Embed images for retrieval: ``(B, 3, H, W)`` -> ``(B, D)`` float32 L2-normalised ``f_i``."""
         return F.normalize(self.features(images)[1].float(), dim=-1)
-
-    @torch.no_grad()
-    def embed(self, images: Tensor) -> Tensor:
-        """Embed images for retrieval, in eval mode and without gradient.
-
-        Args:
-            images: ``(B, 3, H, W)`` images normalised with :attr:`data_config`'s mean/std.
-
-        Returns:
-            ``(B, D)`` L2-normalised embeddings, on the module's device.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            return self(images.to(self.device))
-        finally:
-            self.train(was_training)
 
     def embedding_model(self) -> nn.Module:
         """The retrieval path as a plain module for export: backbone -> projection -> BNNeck -> L2 norm."""
@@ -291,27 +227,3 @@ class ReIDFineTuneModule(LightningModule):
             f"validation at step {self.global_step}: rank-1 {rank1:.3f}, mAP {mean_ap:.3f}"
             f" ({int(values['n_query'])} queries, {int(values['n_gallery'])} gallery images)"
         )
-
-    def predict_step(self, batch: Tensor | tuple[Tensor, Any] | list[Any], batch_idx: int) -> Tensor | dict[str, Any]:
-        """Embed a prediction batch: images, or ``(images, names)`` (see :mod:`isr_lightning.predict`)."""
-        if isinstance(batch, Tensor):
-            return self(batch)
-        images, names = batch[0], batch[1]
-        return {"embeddings": self(images), "names": list(names)}
-
-    def configure_optimizers(self) -> Any:
-        """Optimizer with two parameter groups (backbone at ``backbone_lr_scale``, head) and a per-step schedule."""
-        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
-        in_backbone = {id(p) for p in self.backbone.parameters()}
-        head = [p for p in self.parameters() if id(p) not in in_backbone and p.requires_grad]
-        # named groups: LearningRateMonitor logs lr-<Optimizer>/backbone and lr-<Optimizer>/head
-        optimizer = self.optimizer_factory([{"params": backbone, "name": "backbone"}, {"params": head, "name": "head"}])
-        optimizer.param_groups[0]["lr"] *= self.hparams.backbone_lr_scale
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        if isinstance(scheduler, WarmupCosineLR) and scheduler.total_steps is None:
-            estimated = self.trainer.estimated_stepping_batches
-            if estimated != float("inf"):
-                scheduler.total_steps = max(1, int(estimated))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
