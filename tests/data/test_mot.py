@@ -4,9 +4,14 @@ import pytest
 from isr_lightning.data.mot import (
     FrameBoxes,
     MalformedDetectionsError,
+    detection_rows,
     filter_boxes,
+    format_mot_rows,
+    ground_truth_rows,
+    parse_mot_rows,
     parse_mot_text,
     read_mot_file,
+    read_mot_rows,
     read_seqinfo,
     write_mot_file,
 )
@@ -79,3 +84,46 @@ def test_seqinfo(tmp_path):
     (tmp_path / "seqinfo.ini").write_text("[Sequence]\nname=S\nframeRate=30\nimExt=.jpg\n")
     info = read_seqinfo(str(tmp_path / "seqinfo.ini"))
     assert info["name"] == "S" and info["framerate"] == "30"
+
+
+def test_write_mot_file_text(tmp_path):
+    dets = {2: np.array([[1.0, 2.5, 11.0, 22.0, 0.75]]), 1: np.array([[0, 0, 5, 5]]), 4: np.zeros((0, 5))}
+    write_mot_file(str(tmp_path / "d.txt"), dets)
+    assert (tmp_path / "d.txt").read_text() == (
+        "1,-1,0.00,0.00,5.00,5.00,1.0000,-1,-1,-1\n2,-1,1.00,2.50,10.00,19.50,0.7500,-1,-1,-1\n"
+    )
+    write_mot_file(str(tmp_path / "empty.txt"), {})
+    assert (tmp_path / "empty.txt").read_text() == ""
+
+
+def test_rows_and_format_write_what_the_parser_reads():
+    det = detection_rows(3, np.array([[1.25, 2.0, 10.0, 20.0], [5.0, 6.0, 7.0, 8.0]]), np.array([0.9, 0.4]))
+    gt = ground_truth_rows(3, np.array([7, 8]), np.array([[1.0, 2.0, 10.0, 20.0], [5, 6, 7, 8]]), np.array([1.0, 0.25]))
+    assert det.shape == (2, 10) and gt.shape == (2, 9)
+    det_text = format_mot_rows(det, (0, 0, 1, 1, 1, 1, 3, 0, 0, 0))
+    gt_text = format_mot_rows(gt, (0, 0, 0, 0, 0, 0, 0, 0, 3))
+    assert det_text == "3,-1,1.2,2.0,10.0,20.0,0.900,-1,-1,-1\n3,-1,5.0,6.0,7.0,8.0,0.400,-1,-1,-1\n"
+    assert gt_text == "3,7,1,2,10,20,1,1,1.000\n3,8,5,6,7,8,1,1,0.250\n"
+    back = parse_mot_text(gt_text, is_gt=True, min_visibility=0.5)
+    np.testing.assert_array_equal(back[3].ids, [7])
+    np.testing.assert_allclose(back[3].boxes, [[1, 2, 11, 22]])
+    np.testing.assert_allclose(parse_mot_text(det_text)[3].scores, [0.9, 0.4])
+    assert format_mot_rows(np.zeros((0, 10)), (0,) * 10) == ""
+    with pytest.raises(ValueError, match="decimals"):
+        format_mot_rows(det, (0, 0, 1))
+    empty = ground_truth_rows(1, np.zeros(0), np.zeros((0, 4)), np.zeros(0))
+    assert empty.shape == (0, 9)
+
+
+def test_parse_and_read_rows_unfiltered(tmp_path):
+    text = "# comment\n2,5,1,2,3,4,0,3,0.1\n\n1 -1 0 0 5 6 0.2 9 9 9\n"
+    rows = parse_mot_rows(text)
+    # file order, no filtering, cut to the shortest row (9 columns), commas or spaces
+    np.testing.assert_array_equal(rows, [[2, 5, 1, 2, 3, 4, 0, 3, 0.1], [1, -1, 0, 0, 5, 6, 0.2, 9, 9]])
+    assert parse_mot_rows("\n\n").shape == (0, 6)
+    (tmp_path / "gt.txt").write_text(text)
+    np.testing.assert_array_equal(read_mot_rows(tmp_path / "gt.txt"), rows)
+    with pytest.raises(MalformedDetectionsError, match="line 2"):
+        parse_mot_rows("1,2,3,4,5,6\n1,2,3\n")
+    with pytest.raises(FileNotFoundError):
+        read_mot_rows(tmp_path / "nope.txt")

@@ -16,6 +16,7 @@ from isr_lightning.evaluation import (
     load_msmt17,
     load_reid_dataset,
 )
+from isr_lightning.evaluation.datasets import format_market_name, parse_market_name
 
 
 def _img(path: Path, color=(10, 20, 30), size=(16, 32)) -> None:
@@ -117,3 +118,34 @@ def test_image_dataset_and_eval_transform(tmp_path):
     x = ds[0]["image"]
     assert x.shape == (3, 8, 4)
     assert torch.allclose(x[:, 0, 0], (torch.tensor([10, 20, 30]) / 255.0 - 0.5) / 0.25, atol=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("0002_c1s1_000451_03.jpg", (2, 1)),
+        ("-1_c3s1_000001_01.jpg", (-1, 3)),
+        ("0000_c6s4_000002_01.jpg", (0, 6)),
+        ("1041_c12s2_000020_00.jpg", (1041, 12)),  # MSMT-style two-digit camera
+    ],
+)
+def test_parse_market_name(name, expected):
+    assert parse_market_name(name) == expected
+
+
+@pytest.mark.parametrize("name", ["person2_cam1.jpg", "0002c1s1_000451_03.jpg", "0002_s1_000451.jpg"])
+def test_parse_market_name_rejects_other_names(name):
+    with pytest.raises(ValueError, match=r"cannot parse .* like 0002_c1s1_000451_03\.jpg"):
+        parse_market_name(name)
+
+
+def test_format_market_name_is_the_inverse_of_parse():
+    assert format_market_name(2, 1, 451, box=3) == "0002_c1s1_000451_03.jpg"
+    assert format_market_name(-1, 3, 1) == "-1_c3s1_000001_01.jpg"
+    assert format_market_name(0, 12, 7, sequence=2, ext=".png") == "0000_c12s2_000007_01.png"
+    for pid, camera in [(1, 1), (0, 9), (-1, 2), (9999, 15)]:
+        assert parse_market_name(format_market_name(pid, camera, 5)) == (pid, camera)
+    with pytest.raises(ValueError, match="pid"):
+        format_market_name(-2, 1, 1)
+    with pytest.raises(ValueError, match="camera"):
+        format_market_name(1, 0, 1)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from isr_lightning.synth import generate_benchmark, parse_market_name
+from isr_lightning.evaluation.datasets import parse_market_name
+from isr_lightning.synth import generate_benchmark
 
 MARKET = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 SMALL = dict(num_cameras=4, num_distractors=6, num_junk=5, num_train_identities=3)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from isr_lightning.synth import ClipSimulator, CorpusConfig, DetectorNoise, generate_corpus, read_mot
+from isr_lightning.data.mot import read_mot_rows
+from isr_lightning.synth import ClipSimulator, CorpusConfig, DetectorNoise, generate_corpus
 from isr_lightning.synth.video import FrameAnnotations, simulate_detections
 
 TINY = dict(seconds=1.5, fps=8, width=160, height=96, min_people=3, max_people=5)
@@ -35,6 +37,22 @@ def test_layout_and_metadata(corpus):
     assert meta["clips"] == corpus.clips == ["clip00000", "clip00001"]
     assert (root / "preview.png").exists()
     assert not any(p.name.startswith(".") for p in root.iterdir())
+
+
+def test_sidecar_lines_have_the_corpus_format(corpus, tmp_path):
+    gt_line = re.compile(r"^\d+,\d+,\d+,\d+,\d+,\d+,1,1,[01]\.\d{3}$")
+    det_line = re.compile(r"^\d+,-1,\d+\.\d,\d+\.\d,\d+\.\d,\d+\.\d,0\.\d{3},-1,-1,-1$")
+    for clip in corpus.clips:
+        gt = (corpus.root / f"{clip}.gt.txt").read_text()
+        det = (corpus.root / f"{clip}.det.txt").read_text()
+        assert gt.endswith("\n") and det.endswith("\n")
+        assert all(gt_line.match(line) for line in gt.splitlines()), gt
+        assert all(det_line.match(line) for line in det.splitlines()), det
+    # a clip nobody is seen in (one person, two frames, seed 0) has sidecars of one empty line
+    tiny = dict(seconds=0.2, fps=8, width=64, height=64, min_people=1, max_people=1, preview=False)
+    empty = generate_corpus(tmp_path, num_clips=1, seed=0, **tiny)
+    assert empty.num_gt_boxes == empty.num_det_boxes == 0
+    assert (tmp_path / "clip00000.gt.txt").read_text() == (tmp_path / "clip00000.det.txt").read_text() == "\n"
 
 
 def test_same_seed_identical_files_other_seed_differs(corpus, tmp_path):
@@ -80,7 +98,7 @@ def test_video_decodes_to_rendered_frames(corpus):
 def test_gt_boxes_contain_the_persons_pixels(corpus):
     cfg = corpus.config
     sim = ClipSimulator(cfg, 0)
-    gt = read_mot(corpus.root / "clip00000.gt.txt")
+    gt = read_mot_rows(corpus.root / "clip00000.gt.txt")
     assert gt.shape[1] == 9
     assert set(np.unique(gt[:, 6])) == {1} and set(np.unique(gt[:, 7])) == {1}
     for t in range(cfg.num_frames):

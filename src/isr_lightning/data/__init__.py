@@ -1,25 +1,44 @@
-"""Streaming video data: corpus discovery, decoding, person crops, frame pairs."""
+"""Streaming video data: corpus discovery, decoding, person crops, frame pairs.
 
-from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
-from isr_lightning.data.datamodule import VideoPairDataModule
-from isr_lightning.data.mot import (
-    FrameBoxes,
-    MalformedDetectionsError,
-    read_mot_file,
-    read_seqinfo,
-    write_mot_file,
-)
-from isr_lightning.data.sources import VIDEO_EXTENSIONS, Clip, DataRootError, discover_clips, read_manifest
-from isr_lightning.data.stream import SKIP_REASONS, VideoPairLoader, VideoPairStream
-from isr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropTransform, crop_boxes
-from isr_lightning.data.video import (
-    DecordVideoReader,
-    FrameReader,
-    ImageFolderReader,
-    PyAVVideoReader,
-    UnreadableVideoError,
-    open_reader,
-)
+Public names are imported on first use (PEP 562), so that the MOT format
+(:mod:`~isr_lightning.data.mot`) and box geometry (:mod:`~isr_lightning.data.boxes`), which the
+synthetic world uses too, come without torch and Lightning.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from isr_lightning._lazy import lazy_exports
+
+_EXPORTS = {
+    "FramePairSample": "collate",
+    "collate_frame_pairs": "collate",
+    "VideoPairDataModule": "datamodule",
+    "FrameBoxes": "mot",
+    "MalformedDetectionsError": "mot",
+    "read_mot_file": "mot",
+    "read_seqinfo": "mot",
+    "write_mot_file": "mot",
+    "VIDEO_EXTENSIONS": "sources",
+    "Clip": "sources",
+    "DataRootError": "sources",
+    "discover_clips": "sources",
+    "read_manifest": "sources",
+    "SKIP_REASONS": "stream",
+    "VideoPairLoader": "stream",
+    "VideoPairStream": "stream",
+    "IMAGENET_MEAN": "transforms",
+    "IMAGENET_STD": "transforms",
+    "CropTransform": "transforms",
+    "crop_boxes": "transforms",
+    "DecordVideoReader": "video",
+    "FrameReader": "video",
+    "ImageFolderReader": "video",
+    "PyAVVideoReader": "video",
+    "UnreadableVideoError": "video",
+    "open_reader": "video",
+}
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -49,3 +68,28 @@ __all__ = [
     "read_seqinfo",
     "write_mot_file",
 ]
+
+if TYPE_CHECKING:
+    from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
+    from isr_lightning.data.datamodule import VideoPairDataModule
+    from isr_lightning.data.mot import (
+        FrameBoxes,
+        MalformedDetectionsError,
+        read_mot_file,
+        read_seqinfo,
+        write_mot_file,
+    )
+    from isr_lightning.data.sources import VIDEO_EXTENSIONS, Clip, DataRootError, discover_clips, read_manifest
+    from isr_lightning.data.stream import SKIP_REASONS, VideoPairLoader, VideoPairStream
+    from isr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropTransform, crop_boxes
+    from isr_lightning.data.video import (
+        DecordVideoReader,
+        FrameReader,
+        ImageFolderReader,
+        PyAVVideoReader,
+        UnreadableVideoError,
+        open_reader,
+    )
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

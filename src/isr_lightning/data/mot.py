@@ -3,27 +3,40 @@
 A MOT text file has one box per line, ``frame,id,x,y,w,h,score[,...]`` with 1-based frame
 numbers, ``id = -1`` for anonymous detections and ``(x, y)`` the top-left corner in pixels.
 Ground-truth files (``gt.txt``) use columns 7-9 as ``flag,class,visibility``.
+
+This module is the one reader and writer of the format: the data pipeline reads detections
+and ground truth with :func:`read_mot_file`, the synthetic corpus writes its sidecars with
+:func:`detection_rows`, :func:`ground_truth_rows` and :func:`format_mot_rows`.
 """
 
 from __future__ import annotations
 
 import configparser
-import io
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import fsspec
 import numpy as np
 
 __all__ = [
+    "DETECTION_DECIMALS",
     "FrameBoxes",
     "MalformedDetectionsError",
+    "detection_rows",
     "filter_boxes",
+    "format_mot_rows",
+    "ground_truth_rows",
+    "parse_mot_rows",
     "parse_mot_text",
     "read_mot_file",
+    "read_mot_rows",
     "read_seqinfo",
     "write_mot_file",
 ]
+
+DETECTION_DECIMALS = (0, 0, 2, 2, 2, 2, 4, 0, 0, 0)
+"""Decimals of the columns of :func:`detection_rows` written by :func:`write_mot_file`."""
 
 
 class MalformedDetectionsError(ValueError):
@@ -50,6 +63,46 @@ class FrameBoxes:
     def select(self, keep: np.ndarray) -> FrameBoxes:
         """Return the rows selected by the boolean or index array ``keep``."""
         return FrameBoxes(self.boxes[keep], self.ids[keep], self.scores[keep])
+
+
+def parse_mot_rows(text: str, source: str = "<text>") -> np.ndarray:
+    """Parse MOT text into its rows, unfiltered.
+
+    Args:
+        text: file content, comma (or whitespace) separated; blank lines and lines starting
+            with ``#`` are skipped.
+        source: name used in error messages.
+
+    Returns:
+        ``(N, C)`` float64 rows in file order, ``C >= 6`` the fewest columns of any row (longer
+        rows are cut to it); ``(0, 6)`` for a file without rows.
+
+    Raises:
+        MalformedDetectionsError: a row has fewer than 6 numeric columns, a non-numeric or a
+            non-finite value.
+    """
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        return np.zeros((0, 6))
+    rows: list[list[float]] = []
+    width = None
+    for number, line in enumerate(lines, start=1):
+        parts = line.replace(",", " ").split()
+        try:
+            values = [float(p) for p in parts]
+        except ValueError as err:
+            raise MalformedDetectionsError(f"{source}: line {number} is not numeric: {line!r}") from err
+        if len(values) < 6:
+            raise MalformedDetectionsError(
+                f"{source}: line {number} has {len(values)} columns, need at least 6 "
+                f"(frame,id,x,y,w,h[,score,...]): {line!r}"
+            )
+        width = len(values) if width is None else min(width, len(values))
+        rows.append(values)
+    table = np.array([r[: max(width or 6, 6)] for r in rows], dtype=np.float64)
+    if not np.isfinite(table).all():
+        raise MalformedDetectionsError(f"{source}: contains non-finite values")
+    return table
 
 
 def parse_mot_text(
@@ -80,27 +133,21 @@ def parse_mot_text(
     Raises:
         MalformedDetectionsError: a row has fewer than 6 numeric columns or a non-numeric value.
     """
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
+    table = parse_mot_rows(text, source)
+    if not len(table):
         return {}
-    rows: list[list[float]] = []
-    width = None
-    for number, line in enumerate(lines, start=1):
-        parts = line.replace(",", " ").split()
-        try:
-            values = [float(p) for p in parts]
-        except ValueError as err:
-            raise MalformedDetectionsError(f"{source}: line {number} is not numeric: {line!r}") from err
-        if len(values) < 6:
-            raise MalformedDetectionsError(
-                f"{source}: line {number} has {len(values)} columns, need at least 6 "
-                f"(frame,id,x,y,w,h[,score,...]): {line!r}"
-            )
-        width = len(values) if width is None else min(width, len(values))
-        rows.append(values)
-    table = np.array([r[: max(width or 6, 6)] for r in rows], dtype=np.float64)
-    if not np.isfinite(table).all():
-        raise MalformedDetectionsError(f"{source}: contains non-finite values")
+    keep, scores = _keep_and_scores(table, is_gt, score_threshold, gt_classes, min_visibility)
+    return _group_by_frame(table[keep], scores[keep])
+
+
+def _keep_and_scores(
+    table: np.ndarray,
+    is_gt: bool,
+    score_threshold: float | None,
+    gt_classes: Iterable[int] | None,
+    min_visibility: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(N,)`` bool rows kept by the filters of :func:`parse_mot_text` and ``(N,)`` float32 scores."""
     keep = np.ones(len(table), dtype=bool)
     ncol = table.shape[1]
     if is_gt:
@@ -115,7 +162,11 @@ def parse_mot_text(
         scores = table[:, 6].astype(np.float32) if ncol >= 7 else np.ones(len(table), np.float32)
         if score_threshold is not None:
             keep &= scores >= score_threshold
-    table, scores = table[keep], scores[keep]
+    return keep, scores
+
+
+def _group_by_frame(table: np.ndarray, scores: np.ndarray) -> dict[int, FrameBoxes]:
+    """``(N, C)`` rows and ``(N,)`` scores -> frame number -> xyxy boxes, in file order per frame."""
     frames = table[:, 0].astype(np.int64)
     boxes = np.stack([table[:, 2], table[:, 3], table[:, 2] + table[:, 4], table[:, 3] + table[:, 5]], axis=1).astype(
         np.float32
@@ -129,6 +180,21 @@ def parse_mot_text(
     for f, s, e in zip(uniq.tolist(), starts.tolist(), ends, strict=True):
         out[int(f)] = FrameBoxes(boxes[s:e], ids[s:e], scores[s:e])
     return out
+
+
+def _read_text(path: str) -> str:
+    """The content of a MOT file (local path or fsspec URL) as text."""
+    try:
+        with fsspec.open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise
+    except OSError as err:  # remote errors, permissions
+        raise FileNotFoundError(f"cannot read detections {path}: {err}") from err
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise MalformedDetectionsError(f"{path}: not a text file") from err
 
 
 def read_mot_file(path: str, **kwargs: object) -> dict[int, FrameBoxes]:
@@ -145,18 +211,23 @@ def read_mot_file(path: str, **kwargs: object) -> dict[int, FrameBoxes]:
         FileNotFoundError: the file does not exist.
         MalformedDetectionsError: the content cannot be parsed.
     """
-    try:
-        with fsspec.open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise
-    except OSError as err:  # remote errors, permissions
-        raise FileNotFoundError(f"cannot read detections {path}: {err}") from err
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise MalformedDetectionsError(f"{path}: not a text file") from err
-    return parse_mot_text(text, source=str(path), **kwargs)  # type: ignore[arg-type]
+    return parse_mot_text(_read_text(path), source=str(path), **kwargs)  # type: ignore[arg-type]
+
+
+def read_mot_rows(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read the rows of a MOT text file, unfiltered (see :func:`parse_mot_rows`).
+
+    Args:
+        path: file path or fsspec URL.
+
+    Returns:
+        ``(N, C)`` float64 rows in file order.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        MalformedDetectionsError: the content cannot be parsed.
+    """
+    return parse_mot_rows(_read_text(str(path)), source=str(path))
 
 
 def filter_boxes(frame_boxes: FrameBoxes, width: int, height: int, min_size: float = 0.0) -> FrameBoxes:
@@ -189,28 +260,94 @@ def filter_boxes(frame_boxes: FrameBoxes, width: int, height: int, min_size: flo
     return FrameBoxes(boxes, frame_boxes.ids[keep], frame_boxes.scores[keep])
 
 
+def detection_rows(frame: int, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """MOT rows ``frame,-1,x,y,w,h,score,-1,-1,-1`` of one frame's detections.
+
+    Args:
+        frame: 1-based frame number.
+        boxes: ``(K, 4)`` ``x, y, w, h`` (top-left corner, size) in pixels.
+        scores: ``(K,)`` detection scores.
+
+    Returns:
+        ``(K, 10)`` float64 rows.
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1, 1)
+    return _frame_rows(frame, -1, boxes, np.concatenate([scores, np.full((len(scores), 3), -1.0)], axis=1))
+
+
+def ground_truth_rows(frame: int, ids: np.ndarray, boxes: np.ndarray, visibility: np.ndarray) -> np.ndarray:
+    """MOT ground-truth rows ``frame,id,x,y,w,h,1,1,visibility`` of one frame (flag 1, class 1: pedestrian).
+
+    Args:
+        frame: 1-based frame number.
+        ids: ``(K,)`` track ids.
+        boxes: ``(K, 4)`` ``x, y, w, h`` (top-left corner, size) in pixels.
+        visibility: ``(K,)`` visible fraction of each person, in ``[0, 1]``.
+
+    Returns:
+        ``(K, 9)`` float64 rows.
+    """
+    visibility = np.asarray(visibility, dtype=np.float64).reshape(-1, 1)
+    return _frame_rows(frame, ids, boxes, np.concatenate([np.ones((len(visibility), 2)), visibility], axis=1))
+
+
+def _frame_rows(frame: int, ids: np.ndarray | int, boxes: np.ndarray, tail: np.ndarray) -> np.ndarray:
+    """``(K, 6 + T)`` rows ``frame, id, x, y, w, h, *tail`` from ``(K, 4)`` boxes and a ``(K, T)`` tail."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    n = len(boxes)
+    return np.column_stack([np.full(n, frame), np.broadcast_to(np.asarray(ids, np.float64), (n,)), boxes, tail])
+
+
+def format_mot_rows(rows: np.ndarray, decimals: Sequence[int]) -> str:
+    """MOT text of a table of rows, one comma-separated line per row.
+
+    Args:
+        rows: ``(N, C)`` values, columns as in the file (``frame, id, x, y, w, h, ...``), e.g.
+            from :func:`detection_rows` or :func:`ground_truth_rows`.
+        decimals: ``C`` numbers of decimals, one per column (0 writes integers: ``-1``, not
+            ``-1.0``).
+
+    Returns:
+        The text, every line ending with a newline; ``""`` for no rows.
+
+    Raises:
+        ValueError: ``rows`` is not a table with one column per entry of ``decimals``.
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.size == 0:
+        return ""
+    if rows.ndim != 2 or rows.shape[1] != len(decimals):
+        raise ValueError(f"rows {rows.shape} need one number of decimals per column, got {len(decimals)}")
+    specs = [f".{d}f" for d in decimals]
+    lines = (",".join(format(v, spec) for v, spec in zip(row, specs, strict=True)) for row in rows.tolist())
+    return "".join(line + "\n" for line in lines)
+
+
 def write_mot_file(
     path: str,
     detections: Mapping[int, np.ndarray],
 ) -> None:
     """Write detections in MOT text format (``frame,-1,x,y,w,h,score,-1,-1,-1``).
 
+    Boxes are written with 2 decimals and scores with 4 (:data:`DETECTION_DECIMALS`).
+
     Args:
         path: output file path or fsspec URL.
         detections: frame number (1-based) -> ``(K, 5)`` array ``(x1, y1, x2, y2, score)``
             (or ``(K, 4)`` without score, written as 1).
     """
-    buf = io.StringIO()
+    tables = []
     for frame in sorted(detections):
         arr = np.asarray(detections[frame], dtype=np.float64)
         if arr.size == 0:
             continue
-        for row in arr.reshape(-1, arr.shape[-1]):
-            x1, y1, x2, y2 = row[:4]
-            score = row[4] if row.shape[0] > 4 else 1.0
-            buf.write(f"{frame},-1,{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n")
+        arr = arr.reshape(-1, arr.shape[-1])
+        xywh = np.column_stack([arr[:, 0], arr[:, 1], arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]])
+        scores = arr[:, 4] if arr.shape[1] > 4 else np.ones(len(arr))
+        tables.append(detection_rows(frame, xywh, scores))
+    text = format_mot_rows(np.concatenate(tables), DETECTION_DECIMALS) if tables else ""
     with fsspec.open(path, "w") as f:
-        f.write(buf.getvalue())
+        f.write(text)
 
 
 def read_seqinfo(path: str) -> dict[str, str]:

@@ -32,6 +32,7 @@ from scipy.optimize import linear_sum_assignment
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from isr_lightning.batch import FramePairBatch
+from isr_lightning.data.boxes import box_iou
 from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
 from isr_lightning.data.entry_point import check_entry_point_guard
 from isr_lightning.data.mot import FrameBoxes, MalformedDetectionsError, filter_boxes, read_mot_file
@@ -61,18 +62,6 @@ class SkipItem(Exception):  # noqa: N818 - a control-flow signal, not an error
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(K, 4) x (M, 4)`` xyxy boxes -> ``(K, M)`` IoU."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 @dataclass
@@ -264,7 +253,7 @@ class VideoPairStream(IterableDataset):
                 ids = np.full(len(fb), -1, dtype=np.int64)
                 g = gt.get(f) if gt is not None else None
                 if g is not None and len(g) and len(fb):
-                    iou = _iou(fb.boxes, g.boxes)
+                    iou = box_iou(fb.boxes, g.boxes)
                     r, c = linear_sum_assignment(iou, maximize=True)
                     ok = iou[r, c] >= self.gt_iou
                     ids[r[ok]] = g.ids[c[ok]]

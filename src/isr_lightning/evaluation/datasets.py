@@ -25,11 +25,13 @@ __all__ = [
     "ReIDItem",
     "ReIDSplit",
     "eval_transform",
+    "format_market_name",
     "load_cuhk03_np",
     "load_market1501",
     "load_market_layout",
     "load_msmt17",
     "load_reid_dataset",
+    "parse_market_name",
 ]
 
 _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
@@ -73,6 +75,56 @@ class ReIDSplit:
         return out
 
 
+def parse_market_name(name: str) -> tuple[int, int]:
+    """Person id and 1-based camera of a Market-1501 image name.
+
+    Example: ``0002_c1s1_000451_03.jpg`` -> ``(2, 1)``; ``-1_c3s1_000001_01.jpg`` -> ``(-1, 3)``
+    (junk); ``0000_c12s1_000001_01.jpg`` -> ``(0, 12)`` (a distractor seen by camera 12).
+
+    Args:
+        name: file name (without folder).
+
+    Returns:
+        ``(person id, camera)``, the camera as written (1-based).
+
+    Raises:
+        ValueError: the name does not start with ``PID_cCAMERA``.
+    """
+    match = _MARKET_NAME.match(name)
+    if match is None:
+        raise ValueError(
+            f"cannot parse person id and camera from {name!r}; expected names "
+            "like 0002_c1s1_000451_03.jpg (person 2, camera 1)"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def format_market_name(pid: int, camera: int, frame: int, sequence: int = 1, box: int = 1, ext: str = ".jpg") -> str:
+    """A Market-1501 image name, ``PPPP_cCsS_FFFFFF_BB.jpg``; the inverse of :func:`parse_market_name`.
+
+    Example: ``format_market_name(2, 1, 451, box=3)`` -> ``"0002_c1s1_000451_03.jpg"``;
+    ``format_market_name(-1, 3, 1)`` -> ``"-1_c3s1_000001_01.jpg"``.
+
+    Args:
+        pid: person id: ``>= 1`` a person, ``0`` a distractor, ``-1`` junk.
+        camera: 1-based camera.
+        frame: frame number within the camera's sequence.
+        sequence: 1-based sequence (recording) of the camera.
+        box: 1-based box of the frame.
+        ext: file extension, with its dot.
+
+    Returns:
+        The file name.
+
+    Raises:
+        ValueError: ``pid < -1`` or ``camera < 1``.
+    """
+    if pid < -1 or camera < 1:
+        raise ValueError(f"need pid >= -1 and camera >= 1, got pid={pid}, camera={camera}")
+    person = f"{pid:04d}" if pid >= 0 else "-1"
+    return f"{person}_c{camera}s{sequence}_{frame:06d}_{box:02d}{ext}"
+
+
 def _parse_market_folder(folder: Path, drop_junk: bool) -> list[ReIDItem]:
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -84,13 +136,10 @@ def _parse_market_folder(folder: Path, drop_junk: bool) -> list[ReIDItem]:
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in _IMAGE_EXTS:
             continue
-        match = _MARKET_NAME.match(path.name)
-        if match is None:
-            raise ValueError(
-                f"{folder}: cannot parse person id and camera from {path.name!r}; expected names "
-                "like 0002_c1s1_000451_03.jpg (person 2, camera 1)"
-            )
-        pid, cam = int(match.group(1)), int(match.group(2))
+        try:
+            pid, cam = parse_market_name(path.name)
+        except ValueError as err:
+            raise ValueError(f"{folder}: {err}") from None
         if pid == -1 and drop_junk:
             continue
         if cam < 1:

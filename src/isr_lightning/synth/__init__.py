@@ -16,7 +16,6 @@ from isr_lightning.synth.benchmark import (
     BenchmarkConfig,
     BenchmarkInfo,
     generate_benchmark,
-    parse_market_name,
 )
 from isr_lightning.synth.identity import Outfit, sample_outfit
 from isr_lightning.synth.render import SpriteBank, render_person
@@ -26,7 +25,6 @@ from isr_lightning.synth.video import (
     CorpusInfo,
     DetectorNoise,
     generate_corpus,
-    read_mot,
     write_preview,
 )
 
@@ -41,8 +39,6 @@ __all__ = [
     "SpriteBank",
     "generate_benchmark",
     "generate_corpus",
-    "parse_market_name",
-    "read_mot",
     "render_person",
     "sample_outfit",
     "write_preview",

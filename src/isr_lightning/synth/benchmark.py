@@ -33,10 +33,10 @@ from PIL import Image
 from isr_lightning.synth.identity import sample_outfit
 from isr_lightning.synth.render import NUM_PHASES, STAND, STYLES, SpriteBank
 from isr_lightning.synth.scene import DOMAINS, CameraResponse, Scene, make_scene, sample_response
+from isr_lightning.synth.seeds import BENCH_TAG, derive_rng
 
-__all__ = ["DOMAIN_PERSON_STYLE", "BenchmarkConfig", "BenchmarkInfo", "generate_benchmark", "parse_market_name"]
+__all__ = ["DOMAIN_PERSON_STYLE", "BenchmarkConfig", "BenchmarkInfo", "generate_benchmark"]
 
-BENCH_TAG = 0xB3AC4  # seed-space tag of the benchmark world (disjoint from the corpus)
 # bumped whenever the generator renders different images from the same config
 BENCHMARK_FORMAT = "isr-lightning synthetic Market-1501 benchmark v3"
 DOMAIN_PERSON_STYLE = {"street": "flat", "mall": "flat", "station": "shaded", "park": "outlined"}
@@ -134,19 +134,6 @@ class BenchmarkInfo:
     cached: bool = False
 
 
-def parse_market_name(name: str) -> tuple[int, int]:
-    """Return ``(person id, 1-based camera)`` of a Market-1501 name.
-
-    Example: ``0002_c1s1_000451_03.jpg`` -> ``(2, 1)``; ``-1_c3s1_000001_01.jpg`` -> ``(-1, 3)``.
-    """
-    pid, rest = name.split("_c", 1)
-    return int(pid), int(rest[0])
-
-
-def _rng(seed: int, *keys: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), BENCH_TAG, *keys]))
-
-
 @dataclass
 class _Camera:
     index: int  # 1-based
@@ -158,7 +145,7 @@ class _Camera:
 
 
 def _make_camera(seed: int, index: int, domain: str) -> _Camera:
-    rng = _rng(seed, 0, index)
+    rng = derive_rng(seed, BENCH_TAG, 0, index)
     scene = make_scene(rng, _SCENE_W, _SCENE_H, domain, num_occluders=0)
     response = sample_response(rng, domain)
     facing_p = rng.dirichlet([0.6, 0.6, 0.6, 0.6]) + 0.05
@@ -254,8 +241,10 @@ def _render_crop(
 
 
 def _write(img: Image.Image, folder: Path, pid: int, cam: _Camera, frame: int, quality: int) -> str:
-    name = f"{pid:04d}" if pid >= 0 else "-1"
-    fname = f"{name}_c{cam.index}s1_{frame:06d}_01.jpg"
+    # imported here: the evaluation datasets bring torch, which `import isr_lightning.synth` does without
+    from isr_lightning.evaluation.datasets import format_market_name
+
+    fname = format_market_name(pid, cam.index, frame)
     img.save(folder / fname, quality=quality)
     return fname
 
@@ -315,7 +304,7 @@ def generate_benchmark(
     cams = [_make_camera(cfg.seed, c + 1, cfg.domain) for c in range(cfg.num_cameras)]
     size = (cfg.image_width, cfg.image_height)
     frame = [0] * cfg.num_cameras
-    pool_rng = _rng(cfg.seed, 3)
+    pool_rng = derive_rng(cfg.seed, BENCH_TAG, 3)
     style = cfg.style
     passers = [SpriteBank(sample_outfit(pool_rng), style=style) for _ in range(24)]
 
@@ -326,8 +315,8 @@ def generate_benchmark(
     counts = {"query": 0, "gallery": 0, "distractors": 0, "junk": 0, "train": 0}
     sheet_rows: list[list[str]] = []
     for pid in range(1, cfg.num_identities + 1):
-        bank = SpriteBank(sample_outfit(_rng(cfg.seed, 1, pid)), style=style)
-        rng = _rng(cfg.seed, 2, pid)
+        bank = SpriteBank(sample_outfit(derive_rng(cfg.seed, BENCH_TAG, 1, pid)), style=style)
+        rng = derive_rng(cfg.seed, BENCH_TAG, 2, pid)
         k = int(rng.integers(2, min(4, cfg.num_cameras) + 1))
         chosen = rng.choice(cfg.num_cameras, size=k, replace=False)
         n_q = min(cfg.max_queries_per_identity, k - 1)
@@ -343,21 +332,21 @@ def generate_benchmark(
         if len(sheet_rows) < 12:
             sheet_rows.append(row)
     for i in range(cfg.num_distractors):
-        rng = _rng(cfg.seed, 4, i)
+        rng = derive_rng(cfg.seed, BENCH_TAG, 4, i)
         bank = SpriteBank(sample_outfit(rng), style=style)
         cam = cams[int(rng.integers(cfg.num_cameras))]
         emit(_render_crop(rng, bank, cam, passers, size), "bounding_box_test", 0, cam)
         counts["distractors"] += 1
     for i in range(cfg.num_junk):
-        rng = _rng(cfg.seed, 5, i)
+        rng = derive_rng(cfg.seed, BENCH_TAG, 5, i)
         bank = passers[int(rng.integers(len(passers)))]
         cam = cams[int(rng.integers(cfg.num_cameras))]
         emit(_render_crop(rng, bank, cam, passers, size, junk=True), "bounding_box_test", -1, cam)
         counts["junk"] += 1
     for t in range(cfg.num_train_identities):
         pid = cfg.num_identities + 1 + t
-        bank = SpriteBank(sample_outfit(_rng(cfg.seed, 6, t)), style=style)
-        rng = _rng(cfg.seed, 7, t)
+        bank = SpriteBank(sample_outfit(derive_rng(cfg.seed, BENCH_TAG, 6, t)), style=style)
+        rng = derive_rng(cfg.seed, BENCH_TAG, 7, t)
         for c in rng.choice(cfg.num_cameras, size=2, replace=False):
             for _ in range(int(rng.integers(1, cfg.gallery_per_camera + 1))):
                 emit(_render_crop(rng, bank, cams[int(c)], passers, size), "bounding_box_train", pid, cams[int(c)])

@@ -24,9 +24,12 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from isr_lightning.data.boxes import box_iou
+from isr_lightning.data.mot import detection_rows, format_mot_rows, ground_truth_rows, read_mot_rows
 from isr_lightning.synth.identity import sample_outfit
 from isr_lightning.synth.render import BACK, FRONT, LEFT, NUM_PHASES, RIGHT, STAND, STYLES, SpriteBank
 from isr_lightning.synth.scene import CameraResponse, Scene, make_scene
+from isr_lightning.synth.seeds import CORPUS_TAG, derive_rng
 
 __all__ = [
     "ClipLook",
@@ -38,19 +41,20 @@ __all__ = [
     "encode_mp4",
     "generate_clip",
     "generate_corpus",
-    "read_mot",
     "sample_clip_look",
     "simulate_detections",
     "write_preview",
 ]
 
-CORPUS_TAG = 0xA11CE  # seed-space tag of the training world
 # bumped whenever the generator renders different clips from the same config: caches made by
 # another version are regenerated
 CORPUS_FORMAT = "isr-lightning synthetic corpus v3"
 BODY_METRES = 1.7
 STRIDE_METRES = 1.4  # distance of one full walking cycle (two steps)
 OCCLUDER_CODE = -1
+# decimals of the MOT sidecars' columns: gt frame,id,x,y,w,h,1,1,visibility; det frame,-1,x,y,w,h,score,-1,-1,-1
+GT_DECIMALS = (0, 0, 0, 0, 0, 0, 0, 0, 3)
+DET_DECIMALS = (0, 0, 1, 1, 1, 1, 3, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -203,10 +207,6 @@ class FrameAnnotations:
     visibility: np.ndarray
 
 
-def _rng(seed: int, *keys: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), *[int(k) for k in keys]]))
-
-
 @dataclass(frozen=True)
 class ClipLook:
     """How one clip looks: drawing style, camera response and zoom.
@@ -323,17 +323,17 @@ class ClipSimulator:
         self.config = config
         self.clip_index = clip_index
         c = config
-        rng = _rng(c.seed, CORPUS_TAG, clip_index, 0)
+        rng = derive_rng(c.seed, CORPUS_TAG, clip_index, 0)
         # the people and the look have their own streams: the same seed gives the same people at any variety
-        n = int(_rng(c.seed, CORPUS_TAG, clip_index, 5).integers(c.min_people, c.max_people + 1))
-        self.look = sample_clip_look(_rng(c.seed, CORPUS_TAG, clip_index, 4), c)
+        n = int(derive_rng(c.seed, CORPUS_TAG, clip_index, 5).integers(c.min_people, c.max_people + 1))
+        self.look = sample_clip_look(derive_rng(c.seed, CORPUS_TAG, clip_index, 4), c)
         self.scene = make_scene(rng, c.width, c.height, "street", z_near=self.look.z_near)
         self.response = self.look.response
         self._lut = self.response.lut()
         self.banks: list[SpriteBank] = []
         tracks = []
         for k in range(n):
-            prng = _rng(c.seed, CORPUS_TAG, clip_index, 1, k)
+            prng = derive_rng(c.seed, CORPUS_TAG, clip_index, 1, k)
             self.banks.append(SpriteBank(sample_outfit(prng), style=self.look.style))
             tracks.append(_simulate_track(prng, self.scene, c.num_frames, c.fps))
         self.tracks = tracks
@@ -341,7 +341,7 @@ class ClipSimulator:
         t = np.arange(c.num_frames) / c.fps
         a, p = rng.uniform(0.03, 0.1), rng.uniform(4, 12)
         self.global_gain = 1 + a * np.sin(2 * np.pi * t / p + rng.uniform(0, 6.3))
-        noise_rng = _rng(c.seed, CORPUS_TAG, clip_index, 2)
+        noise_rng = derive_rng(c.seed, CORPUS_TAG, clip_index, 2)
         self._noise = [
             noise_rng.normal(0, self.response.noise, (c.height, c.width, 3)).astype(np.int16) for _ in range(3)
         ]
@@ -457,16 +457,6 @@ class ClipSimulator:
         return out, idmap, ann
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ax1, ay1, ax2, ay2 = a[0], a[1], a[0] + a[2], a[1] + a[3]
-    bx1, by1, bx2, by2 = b[0], b[1], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax2, bx2) - max(ax1, bx1))
-    ih = max(0.0, min(ay2, by2) - max(ay1, by1))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def _clip_box(x: float, y: float, w: float, h: float, img_w: int, img_h: int) -> tuple[float, ...]:
     x0, y0 = max(0.0, x), max(0.0, y)
     x1, y1 = min(float(img_w), x + w), min(float(img_h), y + h)
@@ -518,7 +508,7 @@ def simulate_detections(
             if used[j]:
                 continue
             a, b = np.array(dets[i][:4]), np.array(dets[j][:4])
-            if _iou(a, b) >= noise.merge_iou and rng.random() < noise.merge_prob:
+            if box_iou(a[None], b[None], fmt="xywh")[0, 0] >= noise.merge_iou and rng.random() < noise.merge_prob:
                 x0, y0 = min(a[0], b[0]), min(a[1], b[1])
                 x1, y1 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
                 dets[i] = [x0, y0, x1 - x0, y1 - y0, min(dets[i][4], dets[j][4]) * 0.9]
@@ -584,25 +574,26 @@ def generate_clip(root: str | os.PathLike, config: CorpusConfig, clip_index: int
     root = Path(root)
     name = f"clip{clip_index:05d}"
     sim = ClipSimulator(config, clip_index)
-    det_rng = _rng(config.seed, CORPUS_TAG, clip_index, 3)
-    gt_lines: list[str] = []
-    det_lines: list[str] = []
+    det_rng = derive_rng(config.seed, CORPUS_TAG, clip_index, 3)
+    gt_rows: list[np.ndarray] = []
+    det_rows: list[np.ndarray] = []
 
     def frames():
         for t in range(config.num_frames):
             img, _, ann = sim.render(t)
-            for pid, (x, y, w, h), v in zip(ann.ids, ann.boxes, ann.visibility, strict=True):
-                gt_lines.append(f"{t + 1},{pid},{x:.0f},{y:.0f},{w:.0f},{h:.0f},1,1,{v:.3f}")
-            for x, y, w, h, s in simulate_detections(det_rng, ann, sim.scene, config.detector):
-                det_lines.append(f"{t + 1},-1,{x:.1f},{y:.1f},{w:.1f},{h:.1f},{s:.3f},-1,-1,-1")
+            gt_rows.append(ground_truth_rows(t + 1, ann.ids, ann.boxes, ann.visibility))
+            dets = simulate_detections(det_rng, ann, sim.scene, config.detector)
+            det_rows.append(detection_rows(t + 1, dets[:, :4], dets[:, 4]))
             yield img
 
     tmp = root / f"{name}.mp4.partial"
     encode_mp4(tmp, frames(), config.width, config.height, config.fps, config.crf)
-    (root / f"{name}.gt.txt").write_text("\n".join(gt_lines) + "\n")
-    (root / f"{name}.det.txt").write_text("\n".join(det_lines) + "\n")
+    gt, det = np.concatenate(gt_rows), np.concatenate(det_rows)
+    # a sidecar without rows holds one empty line, as the corpus has always written it
+    (root / f"{name}.gt.txt").write_text(format_mot_rows(gt, GT_DECIMALS) or "\n")
+    (root / f"{name}.det.txt").write_text(format_mot_rows(det, DET_DECIMALS) or "\n")
     os.replace(tmp, root / f"{name}.mp4")
-    return name, len(gt_lines), len(det_lines)
+    return name, len(gt), len(det)
 
 
 def _clip_job(args: tuple[str, dict, int]) -> tuple[str, int, int]:
@@ -613,12 +604,6 @@ def _clip_job(args: tuple[str, dict, int]) -> tuple[str, int, int]:
 def _count_lines(path: Path) -> int:
     with open(path) as f:
         return sum(1 for line in f if line.strip())
-
-
-def read_mot(path: str | os.PathLike) -> np.ndarray:
-    """Read a MOT text file (``det.txt`` or ``gt.txt``) as an ``(n, columns)`` float array."""
-    rows = [list(map(float, line.split(","))) for line in Path(path).read_text().splitlines() if line.strip()]
-    return np.asarray(rows, np.float64).reshape(len(rows), -1) if rows else np.zeros((0, 10))
 
 
 def write_preview(
@@ -639,7 +624,7 @@ def write_preview(
     root = Path(root)
     tiles: list[list[Image.Image]] = []
     for name in clips:
-        gt, det = read_mot(root / f"{name}.gt.txt"), read_mot(root / f"{name}.det.txt")
+        gt, det = read_mot_rows(root / f"{name}.gt.txt"), read_mot_rows(root / f"{name}.det.txt")
         with av.open(str(root / f"{name}.mp4")) as container:
             stream = container.streams.video[0]
             fps = float(stream.average_rate or 12)
