@@ -31,15 +31,8 @@ import statistics
 import time
 from pathlib import Path
 
-from isr_lightning.demo import (
-    BENCHMARKS,
-    DEFAULT_CACHE,
-    DemoData,
-    benchmark_scores,
-    embed_split,
-    prepare_demo_data,
-    training_pair_precision,
-)
+from isr_lightning.demo import BENCHMARKS, DEFAULT_CACHE, DemoData, prepare_demo_data, training_pair_precision
+from isr_lightning.evaluation.features import benchmark_scores, embed_split
 from isr_lightning.lightning_cli import build_from_config, recipe_path
 
 ROWS: dict[str, list[str]] = {

@@ -35,13 +35,11 @@ from isr_lightning.data import VideoPairDataModule
 from isr_lightning.evaluation import (
     ReIDImageDataset,
     ReIDSplit,
-    eval_transform,
-    evaluate_reid,
     load_market_layout,
     ranked_lists,
     render_ranked_lists,
 )
-from isr_lightning.evaluation.commands import extract_features
+from isr_lightning.evaluation.features import BENCHMARK_SCORES, Features, benchmark_scores, embed_split
 from isr_lightning.lightning_cli import build_from_config, recipe_path
 from isr_lightning.loggers import WandbLogger
 from isr_lightning.matching import HungarianMiner
@@ -53,7 +51,6 @@ from isr_lightning.synth import generate_benchmark, generate_corpus
 __all__ = [
     "BENCHMARKS",
     "DemoData",
-    "benchmark_scores",
     "main",
     "prepare_demo_data",
     "training_pair_precision",
@@ -63,7 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path(os.environ.get("ISR_LIGHTNING_CACHE", Path.home() / ".cache" / "isr-lightning"))
-REPORTED = ("rank1", "rank5", "rank10", "mAP", "mINP", "pair_precision")
+REPORTED = (*BENCHMARK_SCORES, "pair_precision")
 """Reported for the main benchmark (``mall``); the other benchmarks report rank-1 and mAP."""
 
 BENCHMARKS: dict[str, tuple[str, int]] = {
@@ -113,29 +110,6 @@ def prepare_demo_data(cache: Path, seed: int = 0, clips: int = 40, identities: i
         generate_benchmark(root, num_identities=identities, seed=seed + offset, domain=domain)
         splits[name] = load_market_layout(root, name=f"synthetic-{name}")
     return DemoData(corpus, splits)
-
-
-@dataclass
-class Features:
-    """Embeddings ``(N, D)`` with person ids ``(N,)`` and camera ids ``(N,)``."""
-
-    feats: torch.Tensor
-    pids: torch.Tensor
-    camids: torch.Tensor
-
-
-def embed_split(model: ISRModule, split: ReIDSplit, batch_size: int = 128) -> tuple[Features, Features]:
-    """Embed the query and gallery images of a benchmark with the model's eval transform."""
-    transform = eval_transform(model.data_config)
-    query = Features(*extract_features(model, ReIDImageDataset(split.query, transform), batch_size))
-    gallery = Features(*extract_features(model, ReIDImageDataset(split.gallery, transform), batch_size))
-    return query, gallery
-
-
-def benchmark_scores(query: Features, gallery: Features) -> dict[str, float]:
-    """Rank-1/5/10, mAP and mINP under the standard protocol (cosine)."""
-    result = evaluate_reid(query.feats, gallery.feats, query.pids, gallery.pids, query.camids, gallery.camids)
-    return {key: float(value) for key, value in result.to_dict().items() if key in REPORTED}
 
 
 def unaugmented_frame_pairs(corpus: Path, image_size: Sequence[int], num_batches: int = 12) -> Iterator[FramePairBatch]:

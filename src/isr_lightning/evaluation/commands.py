@@ -11,11 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from isr_lightning.evaluation.batches import embed_batch, split_batch
 from isr_lightning.evaluation.engine import ReIDResult, evaluate_reid
 from isr_lightning.evaluation.rerank import KReciprocal
 
-__all__ = ["NPZ_ARRAYS", "evaluate_features_main", "evaluate_main", "extract_features", "load_npz"]
+__all__ = ["NPZ_ARRAYS", "evaluate_features_main", "evaluate_main", "load_npz"]
 
 # The names of isr_lightning.evaluation.datasets.DATASETS (checked by a test), without importing it.
 DATASET_NAMES = ("cuhk03-np-detected", "cuhk03-np-labeled", "folder", "market1501", "msmt17")
@@ -162,41 +161,6 @@ def evaluate_features_main(argv: list[str]) -> int:
         return 1
 
 
-@torch.no_grad()
-def extract_features(
-    model: Any,
-    dataset: Any,
-    batch_size: int = 128,
-    num_workers: int = 0,
-    device: torch.device | str = "cpu",
-    flip: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Embed a dataset with ``model.embed``.
-
-    Args:
-        model: any object with ``embed(images (B, 3, H, W)) -> (B, D)``.
-        dataset: a :class:`~isr_lightning.evaluation.ReIDImageDataset` (or any dataset whose
-            samples :func:`~isr_lightning.evaluation.batches.split_batch` reads).
-        batch_size: images per batch.
-        num_workers: loader workers.
-        device: where the model runs.
-        flip: average with the horizontally flipped images.
-
-    Returns:
-        ``(feats (N, D) float32 on CPU, pids (N,), camids (N,))`` in dataset order.
-    """
-    from torch.utils.data import DataLoader
-
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    feats, pids, cams = [], [], []
-    for batch in loader:
-        images, pid, cam, _ = split_batch(batch)
-        feats.append(embed_batch(model, images.to(device), flip).cpu())
-        pids.append(torch.as_tensor(pid))
-        cams.append(torch.as_tensor(cam))
-    return torch.cat(feats), torch.cat(pids), torch.cat(cams)
-
-
 def evaluate_main(argv: list[str]) -> int:
     """``isr-lightning evaluate --ckpt CKPT --root DIR --dataset NAME``.
 
@@ -226,6 +190,7 @@ def evaluate_main(argv: list[str]) -> int:
     device = _device(args.device)
     # Imported here: images (PIL, torchvision transforms) are not needed by evaluate-features.
     from isr_lightning.evaluation.datasets import ReIDImageDataset, eval_transform, load_reid_dataset
+    from isr_lightning.evaluation.features import extract_features
 
     try:
         split = load_reid_dataset(args.dataset, args.root)
