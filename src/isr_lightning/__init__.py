@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "FramePairBatch": "batch",
-    "load_isr_release": "checkpoints",
+    "load_isr_release": "module",
     "load_weights": "checkpoints",
     "remap_isr_release_state_dict": "checkpoints",
     "export_onnx": "export",
@@ -79,7 +79,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from isr_lightning.batch import FramePairBatch
-    from isr_lightning.checkpoints import load_isr_release, load_weights, remap_isr_release_state_dict
+    from isr_lightning.checkpoints import load_weights, remap_isr_release_state_dict
     from isr_lightning.export import export_onnx, export_torchscript
     from isr_lightning.finetune.data import ReIDTrainDataModule
     from isr_lightning.finetune.losses import BatchHardTripletLoss, LabelSmoothingCrossEntropy
@@ -94,7 +94,7 @@ if TYPE_CHECKING:
         NearestMiner,
         PairMiner,
     )
-    from isr_lightning.module import ISRModule
+    from isr_lightning.module import ISRModule, load_isr_release
     from isr_lightning.optim import WarmupCosineLR, WarmupMultiStepLR
     from isr_lightning.predict import EmbeddingWriter, ImageFolderDataModule, ImageFolderDataset
     from isr_lightning.reliability import (

@@ -7,13 +7,15 @@ from typing import Any
 
 import timm
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from typing_extensions import Self
 
+from isr_lightning.checkpoints import load_weights
 from isr_lightning.optim import WarmupCosineLR
 
-__all__ = ["BackboneModuleMixin", "create_timm_backbone"]
+__all__ = ["BackboneModuleMixin", "EmbeddingModel", "create_timm_backbone"]
 
 
 def create_timm_backbone(name: str, pretrained: bool, **kwargs: Any) -> nn.Module:
@@ -41,6 +43,24 @@ def create_timm_backbone(name: str, pretrained: bool, **kwargs: Any) -> nn.Modul
         ) from error
 
 
+class EmbeddingModel(nn.Module):
+    """The inference path of an :class:`~isr_lightning.module.ISRModule` as a plain module (for export).
+
+    Args:
+        backbone: images ``(B, 3, H, W)`` -> pooled features ``(B, F)``.
+        projection: ``(B, F)`` -> ``(B, D)``.
+    """
+
+    def __init__(self, backbone: nn.Module, projection: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection = projection
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Embed ``(B, 3, H, W)`` normalised images into ``(B, D)`` L2-normalised embeddings."""
+        return F.normalize(self.projection(self.backbone(images)), dim=-1)
+
+
 class BackboneModuleMixin:
     """Backbone, frozen layers, embedding and optimizer of a ``LightningModule`` that embeds images.
 
@@ -48,12 +68,13 @@ class BackboneModuleMixin:
     :class:`~isr_lightning.finetune.ReIDFineTuneModule` (before ``LightningModule`` in the bases).
     The host's ``__init__`` saves the hyperparameters ``backbone``, ``pretrained``,
     ``backbone_kwargs``, ``freeze_bn_stats`` and ``backbone_lr_scale``, sets ``image_size``,
-    ``backbone`` (from :meth:`build_backbone`), ``optimizer_factory`` and ``lr_scheduler_factory``,
-    and ends with :meth:`_load_weights_and_freeze`. Its ``forward`` maps ``(B, 3, H, W)`` images to
-    ``(B, D)`` L2-normalised embeddings.
+    ``backbone`` (from :meth:`build_backbone`), the ``projection`` after it, ``optimizer_factory``
+    and ``lr_scheduler_factory``, and ends with :meth:`_load_weights_and_freeze`. Its ``forward``
+    maps ``(B, 3, H, W)`` images to ``(B, D)`` L2-normalised embeddings.
     """
 
     backbone: nn.Module
+    projection: nn.Module
     image_size: tuple[int, int]
     optimizer_factory: OptimizerCallable
     lr_scheduler_factory: LRSchedulerCallable | None
@@ -68,25 +89,19 @@ class BackboneModuleMixin:
         model = create_timm_backbone(self.hparams.backbone, self.hparams.pretrained, **kwargs)
         return model, int(model.num_features)
 
-    def _load_weights_and_freeze(
-        self, weights: str | None, frozen_modules: Sequence[str], target: nn.Module | None = None
-    ) -> None:
-        """Load ``weights`` into ``target`` (the module itself by default), then freeze ``frozen_modules``.
+    def _load_weights_and_freeze(self, weights: str | None, frozen_modules: Sequence[str]) -> None:
+        """Load ``weights`` into ``backbone`` and ``projection``, then freeze ``frozen_modules``.
 
         Args:
             weights: file, URL or ``"imagenet"`` for :func:`~isr_lightning.checkpoints.load_weights`;
                 ``None`` loads nothing.
             frozen_modules: names of backbone submodules that get no gradient and stay in eval mode.
-            target: the module ``load_weights`` fills, with ``backbone``, ``projection`` and
-                ``hparams["backbone"]`` as in ``ISRModule``.
 
         Raises:
             ValueError: a name in ``frozen_modules`` is not a backbone submodule.
         """
         if weights is not None:
-            from isr_lightning.checkpoints import load_weights
-
-            load_weights(self if target is None else target, weights)  # type: ignore[arg-type]
+            load_weights(self.backbone, self.projection, weights, backbone_name=self.hparams.backbone)
         self._frozen = self._resolve_frozen(frozen_modules)
         for module in self._frozen:
             module.requires_grad_(False)

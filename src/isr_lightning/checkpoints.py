@@ -8,6 +8,10 @@ same weight shapes and the same 2x2 token order. timm 0.4.12 also stored the
 ``relative_position_index`` and ``attn_mask`` buffers (recomputed by current timm) and a
 1000-class ``head``. :func:`remap_isr_release_state_dict` translates all of that; the pooling
 (token average after the final norm) is what current timm's Swin does with ``num_classes=0``.
+
+As timm's ``_builder.py`` does, the loaders take plain modules (a backbone and a projection)
+and a source, never a model class: ``ISRModule`` imports them, not the other way round
+(:meth:`~isr_lightning.module.ISRModule.from_isr_release` builds a model from the release).
 """
 
 from __future__ import annotations
@@ -15,21 +19,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from isr_lightning.bundled_weights import bundled_state_dict, find_bundled_weights, is_bundled_name
 
-if TYPE_CHECKING:
-    from isr_lightning.module import ISRModule
-
 __all__ = [
     "ISR_RELEASE_BACKBONE",
     "ISR_RELEASE_URL",
-    "load_isr_release",
+    "load_state_dict_exactly",
     "load_weights",
+    "read_isr_release",
     "read_state_dict",
     "remap_isr_release_state_dict",
 ]
@@ -160,11 +162,22 @@ def remap_isr_release_state_dict(
     return _clean_backbone_state_dict(backbone, drop_prefixes=("head.",)), projection
 
 
-def _load_exactly(target: nn.Module, state_dict: Mapping[str, Tensor], what: str, source: str | Path) -> None:
-    """``load_state_dict(strict=True)`` with an error naming the file and a few bad keys.
+def load_state_dict_exactly(
+    target: nn.Module, state_dict: Mapping[str, Tensor], *, what: str, source: str | Path
+) -> None:
+    """``target.load_state_dict(state_dict, strict=True)`` with an error naming the file and a few bad keys.
 
     BatchNorm ``num_batches_tracked`` counters absent from ``state_dict`` keep the target's
     values: many published files leave them out, and they do not change the output.
+
+    Args:
+        target: the module to fill, in place.
+        state_dict: its tensors, with ``target``'s key names.
+        what: what ``target`` is, for the error message (``"projection"``).
+        source: where ``state_dict`` came from, for the error message.
+
+    Raises:
+        ValueError: missing or unexpected keys, or a tensor whose shape does not fit.
     """
     own = target.state_dict()
     counters = {k: v for k, v in own.items() if k.endswith(".num_batches_tracked") and k not in state_dict}
@@ -192,12 +205,24 @@ def _classifier_prefixes(backbone: nn.Module) -> tuple[str, ...]:
     return tuple(p for p in prefixes if not any(k.startswith(p) for k in backbone.state_dict()))
 
 
-def load_weights(module: ISRModule, source: str | Path) -> str:
-    """Load weights into an existing :class:`~isr_lightning.module.ISRModule`, in place.
+def _default_backbone_name(backbone: nn.Module) -> str:
+    """The timm architecture name of ``backbone`` (``pretrained_cfg``), else its class name."""
+    return str(getattr(backbone, "pretrained_cfg", {}).get("architecture") or type(backbone).__name__)
+
+
+def load_weights(
+    backbone: nn.Module,
+    projection: nn.Module,
+    source: str | Path,
+    *,
+    backbone_name: str | None = None,
+) -> str:
+    """Load weights into a backbone and the projection after it, in place.
 
     The kind of file is read from its keys:
 
-    - ``isr-lightning``: an ISRModule checkpoint (``backbone.*``, ``projection.*``): loaded whole.
+    - ``isr-lightning``: an :class:`~isr_lightning.module.ISRModule` checkpoint (``backbone.*``,
+      ``projection.*``): loaded whole, and nothing else may be in it.
     - ``isr-release``: the released ISR checkpoint (``model.*``, ``feat.*``): remapped with
       :func:`remap_isr_release_state_dict` into backbone and projection.
     - ``backbone``: anything else is a backbone state dict (e.g. a timm checkpoint; classifier
@@ -207,8 +232,12 @@ def load_weights(module: ISRModule, source: str | Path) -> str:
       initialisation.
 
     Args:
-        module: the model to fill; its architecture must match the weights.
+        backbone: the timm model (``num_classes=0``) to fill; its architecture must match the weights.
+        projection: the module after the backbone (``nn.Linear(F, D)``; ``nn.Identity`` takes no
+            weights, so an ISR checkpoint's projection does not fit it).
         source: local file, ``http(s)://`` URL (see :func:`read_state_dict`) or bundled name.
+        backbone_name: timm name of ``backbone``, to find bundled weights and for messages;
+            by default its ``pretrained_cfg["architecture"]``.
 
     Returns:
         The kind of weights that was loaded: ``isr-lightning``, ``isr-release``, ``backbone``
@@ -217,65 +246,48 @@ def load_weights(module: ISRModule, source: str | Path) -> str:
     Raises:
         FileNotFoundError: ``source`` does not exist, or the package of bundled weights is
             not installed.
-        ValueError: the weights do not match the model; the message names the file and a few
+        ValueError: the weights do not match the modules; the message names the file and a few
             missing and unexpected keys.
     """
+    name = backbone_name or _default_backbone_name(backbone)
     if is_bundled_name(source):
-        bundled = find_bundled_weights(str(source), str(module.hparams.get("backbone")))
-        backbone_sd = bundled_state_dict(bundled, module.backbone)
-        _load_exactly(module.backbone, backbone_sd, f"backbone ({bundled.backbone})", bundled.path())
+        bundled = find_bundled_weights(str(source), name)
+        backbone_sd = bundled_state_dict(bundled, backbone)
+        load_state_dict_exactly(backbone, backbone_sd, what=f"backbone ({bundled.backbone})", source=bundled.path())
         return "bundled"
     state_dict = read_state_dict(source)
     if any(k.startswith(("backbone.", "projection.")) for k in state_dict):
-        _load_exactly(module, state_dict, "ISRModule", source)
+        encoder = nn.ModuleDict({"backbone": backbone, "projection": projection})
+        load_state_dict_exactly(encoder, state_dict, what="ISRModule", source=source)
         return "isr-lightning"
     if "feat.weight" in state_dict and any(k.startswith("model.") for k in state_dict):
-        backbone, projection = remap_isr_release_state_dict(state_dict)
-        _load_exactly(module.backbone, backbone, f"backbone ({module.hparams.get('backbone')})", source)
-        _load_exactly(module.projection, projection, "projection", source)
+        backbone_sd, projection_sd = remap_isr_release_state_dict(state_dict)
+        load_state_dict_exactly(backbone, backbone_sd, what=f"backbone ({name})", source=source)
+        load_state_dict_exactly(projection, projection_sd, what="projection", source=source)
         return "isr-release"
-    backbone = _clean_backbone_state_dict(state_dict, drop_prefixes=_classifier_prefixes(module.backbone))
-    _load_exactly(module.backbone, backbone, f"backbone ({module.hparams.get('backbone')})", source)
+    backbone_sd = _clean_backbone_state_dict(state_dict, drop_prefixes=_classifier_prefixes(backbone))
+    load_state_dict_exactly(backbone, backbone_sd, what=f"backbone ({name})", source=source)
     return "backbone"
 
 
-def load_isr_release(
-    source: str | Path = ISR_RELEASE_URL,
-    *,
-    backbone: str = ISR_RELEASE_BACKBONE,
-    image_size: tuple[int, int] = (224, 224),
-    **kwargs: Any,
-) -> ISRModule:
-    """Build an :class:`~isr_lightning.module.ISRModule` holding the released ISR weights.
-
-    The embeddings equal the release's ``F.normalize(feat(model.forward_features(x)))`` under
-    timm 0.4.12, for images resized to 224x224 and normalised with ImageNet mean/std.
+def read_isr_release(source: str | Path = ISR_RELEASE_URL) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Read the released ISR checkpoint and remap it to a current timm backbone and a projection.
 
     Args:
         source: the released ``swin_base_patch4_window7_224.pth`` (local path), or a URL; by
             default the authors' link, downloaded once into the torch hub cache.
-        backbone: timm model name of the backbone.
-        image_size: ``(height, width)`` of the inputs.
-        **kwargs: other :class:`~isr_lightning.module.ISRModule` arguments (``backbone_kwargs``,
-            ``pair_miner``... for fine-tuning); ``embed_dim`` is read from the file.
 
     Returns:
-        The model, in training mode like any new module (``embed`` switches to eval).
+        ``(backbone_state_dict, projection_state_dict)`` as :func:`remap_isr_release_state_dict`
+        returns them; the embedding size is ``projection_state_dict["weight"].shape[0]``.
 
     Raises:
         RuntimeError: the weights could not be downloaded or read.
-        ValueError: the file is not an ISR release, or does not match ``backbone``.
+        ValueError: the file is not an ISR release.
     """
-    from isr_lightning.module import ISRModule
-
     if _is_url(source) and str(source) == ISR_RELEASE_URL:
         source = _download(ISR_RELEASE_URL, _ISR_RELEASE_FILE_NAME)
     state_dict = read_state_dict(source)
     if "feat.weight" not in state_dict:
         raise ValueError(f"{source} is not an ISR release checkpoint (no feat.weight)")
-    embed_dim = int(state_dict["feat.weight"].shape[0])
-    module = ISRModule(backbone=backbone, pretrained=False, embed_dim=embed_dim, image_size=image_size, **kwargs)
-    backbone_sd, projection_sd = remap_isr_release_state_dict(state_dict)
-    _load_exactly(module.backbone, backbone_sd, f"backbone ({backbone})", source)
-    _load_exactly(module.projection, projection_sd, "projection", source)
-    return module
+    return remap_isr_release_state_dict(state_dict)

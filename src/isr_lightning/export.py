@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from isr_lightning.backbone import EmbeddingModel
 from isr_lightning.module import ISRModule
 
 __all__ = [
@@ -31,24 +31,6 @@ __all__ = [
 
 DEFAULT_OPSET = 17
 EXPORT_HELP = "export a checkpoint to TorchScript or ONNX (images -> L2-normalised embeddings)"
-
-
-class EmbeddingModel(nn.Module):
-    """The inference path of an :class:`~isr_lightning.module.ISRModule` as a plain module.
-
-    Args:
-        backbone: images ``(B, 3, H, W)`` -> pooled features ``(B, F)``.
-        projection: ``(B, F)`` -> ``(B, D)``.
-    """
-
-    def __init__(self, backbone: nn.Module, projection: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.projection = projection
-
-    def forward(self, images: Tensor) -> Tensor:
-        """Embed ``(B, 3, H, W)`` normalised images into ``(B, D)`` L2-normalised embeddings."""
-        return F.normalize(self.projection(self.backbone(images)), dim=-1)
 
 
 def load_embedding_module(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:

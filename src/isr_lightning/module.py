@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +15,12 @@ from torch import Tensor, nn
 
 from isr_lightning.backbone import BackboneModuleMixin, create_timm_backbone
 from isr_lightning.batch import FramePairBatch
+from isr_lightning.checkpoints import (
+    ISR_RELEASE_BACKBONE,
+    ISR_RELEASE_URL,
+    load_state_dict_exactly,
+    read_isr_release,
+)
 from isr_lightning.distributed import all_reduce_sum
 from isr_lightning.losses import ReliabilityWeightedInfoNCE
 from isr_lightning.matching import PairMiner, build_miner
@@ -21,7 +28,7 @@ from isr_lightning.optim import WarmupCosineLR
 from isr_lightning.pairs import MinedPairs, mine_batch_pairs, pair_precision_counts
 from isr_lightning.reliability import Reliability, build_reliability
 
-__all__ = ["ISRModule", "create_timm_backbone"]
+__all__ = ["ISRModule", "create_timm_backbone", "load_isr_release"]
 
 
 class ISRModule(BackboneModuleMixin, LightningModule):
@@ -107,6 +114,42 @@ class ISRModule(BackboneModuleMixin, LightningModule):
         self._skipped: Counter[str] = Counter()
         self._load_weights_and_freeze(weights, frozen_modules)
 
+    @classmethod
+    def from_isr_release(
+        cls,
+        source: str | Path = ISR_RELEASE_URL,
+        *,
+        backbone: str = ISR_RELEASE_BACKBONE,
+        image_size: tuple[int, int] = (224, 224),
+        **kwargs: Any,
+    ) -> ISRModule:
+        """Build a model holding the released ISR weights (Dou et al., ICCV 2023).
+
+        The embeddings equal the release's ``F.normalize(feat(model.forward_features(x)))`` under
+        timm 0.4.12, for images resized to 224x224 and normalised with ImageNet mean/std.
+
+        Args:
+            source: the released ``swin_base_patch4_window7_224.pth`` (local path), or a URL; by
+                default the authors' link, downloaded once into the torch hub cache.
+            backbone: timm model name of the backbone.
+            image_size: ``(height, width)`` of the inputs.
+            **kwargs: other constructor arguments (``backbone_kwargs``, ``pair_miner``... for
+                fine-tuning); ``embed_dim`` is read from the file.
+
+        Returns:
+            The model, in training mode like any new module (``embed`` switches to eval).
+
+        Raises:
+            RuntimeError: the weights could not be downloaded or read.
+            ValueError: the file is not an ISR release, or does not match ``backbone``.
+        """
+        backbone_sd, projection_sd = read_isr_release(source)
+        embed_dim = int(projection_sd["weight"].shape[0])
+        module = cls(backbone=backbone, pretrained=False, embed_dim=embed_dim, image_size=image_size, **kwargs)
+        load_state_dict_exactly(module.backbone, backbone_sd, what=f"backbone ({backbone})", source=source)
+        load_state_dict_exactly(module.projection, projection_sd, what="projection", source=source)
+        return module
+
     def forward(self, images: Tensor) -> Tensor:
         """Embed images.
 
@@ -160,3 +203,29 @@ class ISRModule(BackboneModuleMixin, LightningModule):
             self._skipped.update(batch.skipped)
         stats.update({f"data/skipped_{reason}": float(n) for reason, n in self._skipped.items()})
         self.log_dict(stats, batch_size=batch_size)
+
+
+def load_isr_release(
+    source: str | Path = ISR_RELEASE_URL,
+    *,
+    backbone: str = ISR_RELEASE_BACKBONE,
+    image_size: tuple[int, int] = (224, 224),
+    **kwargs: Any,
+) -> ISRModule:
+    """Build an :class:`ISRModule` holding the released ISR weights: :meth:`ISRModule.from_isr_release`.
+
+    Args:
+        source: the released ``swin_base_patch4_window7_224.pth`` (local path), or a URL; by
+            default the authors' link, downloaded once into the torch hub cache.
+        backbone: timm model name of the backbone.
+        image_size: ``(height, width)`` of the inputs.
+        **kwargs: other :class:`ISRModule` arguments; ``embed_dim`` is read from the file.
+
+    Returns:
+        The model, in training mode like any new module.
+
+    Raises:
+        RuntimeError: the weights could not be downloaded or read.
+        ValueError: the file is not an ISR release, or does not match ``backbone``.
+    """
+    return ISRModule.from_isr_release(source, backbone=backbone, image_size=image_size, **kwargs)

@@ -19,7 +19,7 @@ def test_imagenet_mobilenetv2_equals_the_shipping_package_model() -> None:
     path = find_bundled_weights("imagenet", "mobilenetv2_100").path()
     reference.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     module = ISRModule(backbone="mobilenetv2_100", weights="imagenet", embed_dim=16, image_size=(128, 64))
-    assert load_weights(module, "imagenet") == "bundled"
+    assert load_weights(module.backbone, module.projection, "imagenet", backbone_name="mobilenetv2_100") == "bundled"
     torch.manual_seed(0)
     images = torch.randn(3, 3, 128, 64)
     module.eval()

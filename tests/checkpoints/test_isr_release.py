@@ -9,6 +9,7 @@ below still run.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
@@ -18,13 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from isr_lightning import ISRModule
-from isr_lightning.checkpoints import (
-    load_isr_release,
-    load_weights,
-    read_state_dict,
-    remap_isr_release_state_dict,
-)
+from isr_lightning import ISRModule, load_isr_release
+from isr_lightning.checkpoints import load_weights, read_state_dict, remap_isr_release_state_dict
 
 # Tiny Swin with the architecture of timm0412_reference.ARCH (4 stages: every downsample moves).
 SWIN = "swin_base_patch4_window7_224"
@@ -64,7 +60,7 @@ def test_release_embeddings_equal_timm_0412(release: Path) -> None:
     assert reference["timm"] == "0.4.12"
     images, expected = reference["images"], reference["embeddings"]
 
-    model = load_isr_release(release / "release.pth", backbone=SWIN, backbone_kwargs=SWIN_KWARGS)
+    model = ISRModule.from_isr_release(release / "release.pth", backbone=SWIN, backbone_kwargs=SWIN_KWARGS)
     assert model.hparams.embed_dim == 24 and model.image_size == (224, 224)
     got = model.embed(images)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
@@ -122,6 +118,29 @@ def test_remap_is_the_inverse_of_the_layout_change() -> None:
     assert again.keys() == backbone.keys()
 
 
+def test_from_isr_release_reads_an_old_layout_file(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    source = ISRModule(backbone=SWIN, backbone_kwargs=SWIN_KWARGS, image_size=(224, 224), embed_dim=24)
+    release = {f"model.{k}": v for k, v in _old_layout(source.backbone.state_dict(), 4).items()}
+    release.update({f"feat.{k}": v for k, v in source.projection.state_dict().items()})
+    torch.save({"state_dict": release}, tmp_path / "release.pth")
+
+    model = ISRModule.from_isr_release(tmp_path / "release.pth", backbone=SWIN, backbone_kwargs=SWIN_KWARGS)
+    assert type(model) is ISRModule and model.hparams.embed_dim == 24 and model.image_size == (224, 224)
+    images = torch.randn(2, 3, 224, 224)
+    torch.testing.assert_close(model.embed(images), source.embed(images), rtol=0, atol=0)
+    # the public name kept from before the classmethod builds the same model
+    again = load_isr_release(tmp_path / "release.pth", backbone=SWIN, backbone_kwargs=SWIN_KWARGS)
+    torch.testing.assert_close(again.embed(images), source.embed(images), rtol=0, atol=0)
+    # plain modules: the loader needs no model class
+    backbone, projection = copy.deepcopy(source.backbone), torch.nn.Linear(8 * 16, 24)
+    assert load_weights(backbone, projection, tmp_path / "release.pth") == "isr-release"
+    torch.testing.assert_close(projection.weight, source.projection.weight, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="not an ISR release"):
+        torch.save({"backbone.x": torch.zeros(1)}, tmp_path / "other.pth")
+        ISRModule.from_isr_release(tmp_path / "other.pth", backbone=SWIN, backbone_kwargs=SWIN_KWARGS)
+
+
 def test_remap_rejects_other_layouts() -> None:
     with pytest.raises(ValueError, match="not an ISR release"):
         remap_isr_release_state_dict({"backbone.x": torch.zeros(1)})
@@ -132,10 +151,10 @@ def test_remap_rejects_other_layouts() -> None:
 def test_missing_file_and_failed_download_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module = ISRModule(backbone="test_vit", backbone_kwargs={"img_size": (32, 16), "patch_size": 8}, embed_dim=8)
     with pytest.raises(FileNotFoundError, match=r"nowhere\.pth"):
-        load_weights(module, tmp_path / "nowhere.pth")
+        load_weights(module.backbone, module.projection, tmp_path / "nowhere.pth")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
     with pytest.raises(RuntimeError, match=r"could not download weights from http://127\.0\.0\.1:9/isr\.pth"):
         read_state_dict("http://127.0.0.1:9/isr.pth")
     (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match=r"garbage\.pth"):
-        load_weights(module, tmp_path / "garbage.pth")
+        load_weights(module.backbone, module.projection, tmp_path / "garbage.pth")

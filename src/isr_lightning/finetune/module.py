@@ -12,7 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
-from isr_lightning.backbone import BackboneModuleMixin
+from isr_lightning.backbone import BackboneModuleMixin, EmbeddingModel
 from isr_lightning.evaluation.batches import split_batch
 from isr_lightning.evaluation.metric import ReIDMetric
 from isr_lightning.finetune.losses import BatchHardTripletLoss, LabelSmoothingCrossEntropy
@@ -21,16 +21,6 @@ from isr_lightning.optim import WarmupCosineLR
 __all__ = ["ReIDFineTuneModule"]
 
 _REPORTED = ("rank1", "rank5", "rank10", "mAP", "mINP")
-
-
-class _EncoderView(nn.Module):
-    """Backbone and projection of a module under the names an ISR checkpoint uses (for ``load_weights``)."""
-
-    def __init__(self, backbone: nn.Module, projection: nn.Module, backbone_name: str) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.projection = projection
-        self.hparams = {"backbone": backbone_name}
 
 
 class ReIDFineTuneModule(BackboneModuleMixin, LightningModule):
@@ -128,7 +118,7 @@ class ReIDFineTuneModule(BackboneModuleMixin, LightningModule):
         self.val_metric = ReIDMetric()
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
-        self._load_weights_and_freeze(weights, frozen_modules, _EncoderView(self.backbone, self.projection, backbone))
+        self._load_weights_and_freeze(weights, frozen_modules)
 
     # -- model ---------------------------------------------------------------------------
     def _build_classifier(self, num_classes: int) -> None:
@@ -155,8 +145,6 @@ class ReIDFineTuneModule(BackboneModuleMixin, LightningModule):
 
     def embedding_model(self) -> nn.Module:
         """The retrieval path as a plain module for export: backbone -> projection -> BNNeck -> L2 norm."""
-        from isr_lightning.export import EmbeddingModel
-
         return EmbeddingModel(self.backbone, nn.Sequential(self.projection, self.bnneck))
 
     # -- Lightning -------------------------------------------------------------------------
