@@ -11,7 +11,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from torch import nn
 from torch.utils.data import DataLoader
 
-from isr_lightning import ISRModule, WarmupCosineLR
+from isr_lightning import ISRModule
 from isr_lightning.testing import BatchList, make_frame_pair_batch
 
 TINY = {
@@ -114,13 +114,37 @@ def test_subclass_with_custom_backbone_trains(tmp_path: Path) -> None:
     assert model.embed(torch.randn(2, 3, 32, 16)).shape == (2, 8)
 
 
+def _nt_xent_reference(embeddings: torch.Tensor, pairs: list[tuple[int, int]], temperature: float) -> float:
+    """SimCLR's NT-Xent written out: both directions of every pair, every other crop a negative."""
+    e = embeddings.double()
+    terms = []
+    for i, j in pairs:
+        for a, b in ((i, j), (j, i)):
+            others = [k for k in range(len(e)) if k != a]
+            denominator = sum(math.exp(float(e[a] @ e[k]) / temperature) for k in others)
+            terms.append(-math.log(math.exp(float(e[a] @ e[b]) / temperature) / denominator))
+    return sum(terms) / len(terms)
+
+
 def test_instance_mode_pairs_two_views() -> None:
     batch = make_frame_pair_batch(2, seed=3)
     side0 = batch.frame_side == 0
     batch.crops[~side0] = batch.crops[side0] + 0.01  # frame t+delta := second view of frame t
     batch.frame_side[~side0], batch.pair_index[~side0] = 1, batch.pair_index[side0]
-    model = ISRModule(backbone="resnet10t", image_size=(32, 16), pair_miner="instance", reliability="uniform")
-    assert math.isfinite(model.training_step(batch, 0).item())
+    model = ISRModule(
+        backbone="resnet10t", image_size=(32, 16), pair_miner="instance", reliability="uniform", temperature=0.2
+    )
+    # crop k of side 0 with crop k of side 1, frame pair by frame pair
+    pairs = []
+    for p in batch.pair_index.unique().tolist():
+        first, second = (torch.nonzero((batch.pair_index == p) & (batch.frame_side == s)).flatten() for s in (0, 1))
+        pairs += list(zip(first.tolist(), second.tolist()))
+    assert len(pairs) == int(side0.sum())
+
+    loss = model.training_step(batch, 0)
+    with torch.no_grad():
+        embeddings = model(batch.crops)  # training mode as in the step: the same BatchNorm statistics
+    assert loss.item() == pytest.approx(_nt_xent_reference(embeddings, pairs, 0.2), rel=1e-5)
 
 
 def test_pretrained_download_failure_is_a_clear_error() -> None:
@@ -134,17 +158,6 @@ def test_unknown_plugins_fail_at_construction() -> None:
         ISRModule(backbone="resnet10t", pair_miner="hungarain")
     with pytest.raises(ValueError, match="unknown reliability"):
         ISRModule(backbone="resnet10t", reliability="softmax!")
-
-
-def test_warmup_cosine_schedule_by_hand() -> None:
-    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-    schedule = WarmupCosineLR(optimizer, warmup_steps=4, total_steps=14, min_lr_ratio=0.1)
-    assert schedule.lr_factor(0) == pytest.approx(1 / 5)
-    assert schedule.lr_factor(3) == pytest.approx(4 / 5)
-    assert schedule.lr_factor(4) == pytest.approx(1.0)
-    assert schedule.lr_factor(9) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way through the decay
-    assert schedule.lr_factor(14) == pytest.approx(0.1)
-    assert schedule.lr_factor(100) == pytest.approx(0.1)
 
 
 def _bn_layers(model: ISRModule) -> list[nn.modules.batchnorm._BatchNorm]:
