@@ -77,21 +77,30 @@ def test_each_bad_item_is_skipped_counted_and_logged(bad_corpus, caplog, backend
         assert reason in logged[0]
 
 
-def test_bad_items_with_workers_keep_batch_counts(bad_corpus):
-    stream = VideoPairStream(
-        discover_clips(bad_corpus), SMALL, batch_size=2, batches_per_epoch=6, delta_frames=(5, 8), min_box_size=2
-    )
-    stream.world_size = 2
-    counts = []
-    for rank in range(2):
-        stream.rank = rank
-        # shards without the good clip cannot produce anything: that is an error, not a hang
-        try:
-            counts.append(len(list(VideoPairLoader(stream, num_workers=0))))
-        except RuntimeError as err:
-            assert "no usable clip" in str(err)
-            counts.append(None)
-    assert 6 in counts
+def test_bad_items_in_the_shards_of_ranks_and_workers(bad_corpus):
+    # Worker w of rank r builds batches b = w, w + W, ... from its shard (rank, worker): computed
+    # here in-process, batch by batch (tests/data/test_worker_processes.py starts real workers).
+    clips = discover_clips(bad_corpus)
+    good = next(i for i, c in enumerate(clips) if c.clip_id == "good")
+    stream = VideoPairStream(clips, SMALL, batch_size=2, batches_per_epoch=6, delta_frames=(5, 8), min_box_size=2)
+    holder = {}
+    for num_workers in (1, 2):
+        shards = [(r, w) for r in range(2) for w in range(num_workers)]
+        holders = [(r, w) for r, w in shards if good in stream.shard(0, r, 2, w, num_workers)]
+        assert len(holders) == 1  # one good clip, one shard
+        holder[num_workers] = holders[0]
+        for rank in range(2):
+            for b in range(6):
+                worker = b % num_workers
+                if (rank, worker) == holders[0]:
+                    batch = stream.make_batch(0, rank, 2, num_workers, b)
+                    assert batch.num_pairs == 2 and set(batch.clip_index.tolist()) == {good}
+                else:  # a shard of bad clips only is an error naming it, not a hang or a short epoch
+                    shard = rf"no usable clip in shard \(rank {rank}, worker {worker}\)"
+                    with pytest.raises(RuntimeError, match=shard):
+                        stream.make_batch(0, rank, 2, num_workers, b)
+    stream.world_size, stream.rank = 2, holder[1][0]
+    assert len(list(VideoPairLoader(stream))) == 6  # the rank holding the good clip: a full epoch
 
 
 def test_shard_of_only_bad_clips_raises(bad_corpus):

@@ -57,9 +57,13 @@ def test_batches_follow_contract_and_caps(corpus):
     stream = _stream(corpus, max_crops_per_pair=4, batch_size=5, max_crops_per_batch=12)
     batch = stream.make_batch(0, 0, 1, 1, 0)
     assert batch.crops.dtype == torch.float32 and batch.crops.shape[1:] == (3, 16, 8)
-    assert batch.num_crops <= 12
-    for a, b in frame_pair_groups(batch.pair_index, batch.frame_side):
-        assert 2 <= len(a) <= 2 and len(b) == 2  # 3 people, capped at 4 per pair
+    # 3 people per frame, capped at 4 per pair (2 per frame); 12 crops per batch: 3 of the 5 pairs
+    groups = frame_pair_groups(batch.pair_index, batch.frame_side)
+    assert [(len(a), len(b)) for a, b in groups] == [(2, 2)] * 3
+    assert batch.num_crops == 12 and batch.skipped["crop_cap"] == 2
+    uncapped = _stream(corpus, max_crops_per_pair=None, batch_size=5, max_crops_per_batch=12).make_batch(0, 0, 1, 1, 0)
+    groups = frame_pair_groups(uncapped.pair_index, uncapped.frame_side)
+    assert [(len(a), len(b)) for a, b in groups] == [(3, 3)] * 2  # without the pair cap: everyone
     # gt sidecars exist: ids are the walking people 1..3
     assert set(batch.track_ids.tolist()) <= {1, 2, 3}
 

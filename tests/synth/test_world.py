@@ -32,9 +32,19 @@ def test_same_outfit_is_deterministic_and_facing_changes_appearance():
     b = np.asarray(render_person(outfit, FRONT, 0, 120))
     np.testing.assert_array_equal(a, b)
     back = np.asarray(render_person(outfit, BACK, 0, 120))
-    side = np.asarray(render_person(outfit, RIGHT, 2, 120))
     assert np.abs(a.astype(int) - back).mean() > 1.0
-    assert (side[..., 3] > 0).sum() != (a[..., 3] > 0).sum()
+    front = a[..., 3] > 0
+    side, walking = (np.asarray(render_person(outfit, RIGHT, stride, 120))[..., 3] > 0 for stride in (0, 2))
+
+    def extent(mask: np.ndarray) -> int:
+        columns = np.nonzero(mask.any(axis=0))[0]
+        return int(columns[-1] - columns[0] + 1)
+
+    torso, legs = slice(int(0.35 * len(a)), int(0.5 * len(a))), slice(int(0.75 * len(a)), None)
+    assert extent(side[torso]) < 0.75 * extent(front[torso])  # in profile the torso is narrow
+    top = [int(np.nonzero(m.any(axis=1))[0][0]) for m in (front, side)]
+    assert abs(top[0] - top[1]) <= 1  # the same person: the same height
+    assert extent(walking[legs]) > 1.5 * extent(side[legs])  # a stride spreads the legs
 
 
 def test_backpack_shows_from_behind_not_from_the_front():
