@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -32,6 +33,9 @@ class TrainingTimeBudget(Callback):
         calibration_steps: steps timed before the plan is made.
     """
 
+    clock: Callable[[], float] = staticmethod(time.perf_counter)
+    """Seconds on a monotonic clock; a test sets its own on an instance to control time."""
+
     def __init__(self, minutes: float, calibration_steps: int = 5) -> None:
         if minutes <= 0:
             raise ValueError(f"minutes must be > 0, got {minutes}")
@@ -42,12 +46,12 @@ class TrainingTimeBudget(Callback):
         self.planned_steps: int | None = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
-        self._start = time.perf_counter()
+        self._start = self.clock()
         self._first_step_end: float | None = None
         self._first_step = 0
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:  # noqa: D102
-        step, now = trainer.global_step, time.perf_counter()
+        step, now = trainer.global_step, self.clock()
         if self.planned_steps is not None or step < 1:
             return
         if self._first_step_end is None:

@@ -3,7 +3,6 @@ the step progress bars count steps out of max_steps."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,23 @@ from isr_lightning.callbacks import RichStepProgressBar, TQDMStepProgressBar, Tr
 from isr_lightning.testing import BatchList, make_frame_pair_batch
 
 
-class SlowStep(Callback):
-    """Makes every step take at least 0.2 s, so the plan depends on a known step time."""
+class StepClock(Callback):
+    """A clock that only moves when a step ends: by ``first`` seconds at step 1, ``step`` after.
 
-    def on_train_batch_end(self, *args: object) -> None:
-        time.sleep(0.2)
+    Listed before the budget, so the budget reads the clock after this step's time was added.
+    """
+
+    def __init__(self, first: float, step: float) -> None:
+        self.now = 0.0
+        self.first, self.step = first, step
+
+    def on_train_batch_end(self, trainer: Trainer, *args: object) -> None:
+        self.now += self.first if trainer.global_step == 1 else self.step
 
 
-def _fit(tmp_path: Path, slow: Callback, budget: TrainingTimeBudget) -> Trainer:
-    """Train a tiny model on up to 1000 generated batches under ``budget``."""
+def _fit(tmp_path: Path, clock: StepClock, budget: TrainingTimeBudget) -> Trainer:
+    """Train a tiny model under ``budget`` (``max_steps=1000``), timed by ``clock``."""
+    budget.clock = lambda: clock.now
     model = ISRModule(
         backbone="test_vit",
         backbone_kwargs={"img_size": (32, 16), "patch_size": 8},
@@ -40,40 +47,30 @@ def _fit(tmp_path: Path, slow: Callback, budget: TrainingTimeBudget) -> Trainer:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[slow, budget],
+        callbacks=[clock, budget],
     )
-    trainer.fit(model, DataLoader(BatchList([make_frame_pair_batch(2, seed=s) for s in range(1000)]), batch_size=None))
+    trainer.fit(model, DataLoader(BatchList([make_frame_pair_batch(2, seed=s) for s in range(32)]), batch_size=None))
     return trainer
 
 
 def test_budget_sets_max_steps_and_cosine_length(tmp_path: Path) -> None:
-    budget = TrainingTimeBudget(minutes=3.0 / 60, calibration_steps=2)  # 3 s
-    trainer = _fit(tmp_path, SlowStep(), budget)
-    # at >= 0.2 s per step, 3 s hold at most 15 steps; the plan is what was run
-    assert budget.planned_steps is not None and 3 <= budget.planned_steps <= 15
+    budget = TrainingTimeBudget(minutes=2.0 / 60, calibration_steps=2)  # 2 s
+    trainer = _fit(tmp_path, StepClock(first=0.25, step=0.25), budget)
+    # timed steps 2-3: 0.25 s each; at step 3 the clock reads 0.75 s: 1.25 s hold 5 more steps
+    assert budget.planned_steps == 3 + 5
     assert trainer.global_step == budget.planned_steps
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert scheduler.total_steps == budget.planned_steps
     assert scheduler.lr_factor(budget.planned_steps) == pytest.approx(scheduler.min_lr_ratio)
 
 
-class SlowStart(Callback):
-    """A first step that carries 1.5 s of start-up (workers, caches), then 0.1 s steps."""
-
-    def on_train_batch_end(self, trainer: Trainer, *args: object) -> None:
-        time.sleep(1.5 if trainer.global_step == 1 else 0.1)
-
-
 def test_budget_excludes_start_up_from_the_step_time(tmp_path: Path) -> None:
-    budget = TrainingTimeBudget(minutes=4.0 / 60, calibration_steps=3)  # 4 s
-    start = time.perf_counter()
-    trainer = _fit(tmp_path, SlowStart(), budget)
-    elapsed = time.perf_counter() - start
-    # 1.5 s of start-up leave at most 25 steps of >= 0.1 s; counting the start-up as step
-    # time (about 1.8 s for the first 3 steps) would have planned about 6 steps
-    assert budget.planned_steps is not None and 15 <= budget.planned_steps <= 26
+    budget = TrainingTimeBudget(minutes=2.0 / 60, calibration_steps=3)  # 2 s
+    trainer = _fit(tmp_path, StepClock(first=1.0, step=0.125), budget)
+    # steps 2-4 take 0.125 s; at step 4 the clock reads 1.375 s: 0.625 s hold 5 more steps.
+    # Counting the 1 s start-up as step time (0.34 s per step) would have planned 4 + 1.
+    assert budget.planned_steps == 4 + 5
     assert trainer.global_step == budget.planned_steps
-    assert elapsed > 3.0
 
 
 def test_budget_validates_arguments() -> None:
