@@ -3,8 +3,9 @@
 A detector is any callable ``frames (K, H, W, 3) uint8 -> list of K arrays (M_k, 5)`` with
 rows ``(x1, y1, x2, y2, score)`` (:class:`Detector`). Two are provided:
 
-* :class:`BackgroundSubtractionDetector` needs no weights: moving blobs against a per-clip
-  median background, for static cameras (a baseline, and what the tests use);
+* :class:`BackgroundSubtractionDetector` needs no weights: moving blobs against the median of
+  the frames of one call (one ``--chunk`` of ``isr-lightning detect``), for static cameras (a
+  baseline, and what the tests use);
 * :class:`TorchvisionDetector` wraps a torchvision detection model (Faster R-CNN by default)
   whose weights file the user provides, keeping the COCO ``person`` class.
 """

@@ -36,7 +36,8 @@ class Clip:
     Attributes:
         clip_id: a stable name (the sequence or video stem, or the manifest's ``clip_id``).
         source: video file path/URL, or the image folder of a MOT sequence.
-        kind: ``"video"`` (decoded with decord) or ``"images"`` (numbered image files).
+        kind: ``"video"`` (a video file, decoded by the stream's ``video_backend``: decord or
+            PyAV) or ``"images"`` (numbered image files).
         detections: MOT text file with the boxes used for training (may not exist; the
             loader then skips the clip as ``missing_detections``).
         gt: optional MOT ground-truth file (diagnostic track ids only).

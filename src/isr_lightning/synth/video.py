@@ -1,9 +1,9 @@
-"""Training corpus: synthetic street clips as img_h.264 mp4 with MOT-format sidecars.
+"""Training corpus: synthetic street clips as H.264 mp4 with MOT-format sidecars.
 
 Layout written by :func:`generate_corpus` (see ``docs/synthetic_data.md``)::
 
     ROOT/corpus.json          # generator config, seed, clip list, counts
-    ROOT/clip00000.mp4        # img_h.264 (libx264, yuv420p), constant frame rate
+    ROOT/clip00000.mp4        # H.264 (libx264, yuv420p), constant frame rate
     ROOT/clip00000.det.txt    # frame,-1,x,y,w,h,score,-1,-1,-1   (noisy "detector" output)
     ROOT/clip00000.gt.txt     # frame,id,x,y,w,h,1,1,visibility   (ground truth, ids per clip)
 
@@ -532,7 +532,7 @@ def simulate_detections(
 
 
 def encode_mp4(path: str | os.PathLike, frames, width: int, height: int, fps: int, crf: int = 23) -> None:
-    """Write RGB frames as img_h.264 mp4, deterministically (single-threaded libx264).
+    """Write RGB frames as H.264 mp4, deterministically (single-threaded libx264).
 
     Args:
         path: output file.
