@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.cli.helpers import command
 
 # Never wait on network retries for weights in tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,3 +24,40 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"{SHARED_DIR} not present (only CI and developer machines have it)")
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two 2-second 160x90 synthetic clips with detections (rendered once per session)."""
+    from isr_lightning.synth import generate_corpus
+
+    root = tmp_path_factory.mktemp("cli_corpus")
+    generate_corpus(root, num_clips=2, seconds=2, width=160, height=90, preview=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Market-1501-layout benchmark of 6 synthetic identities in 2 cameras."""
+    from isr_lightning.synth import generate_benchmark
+
+    root = tmp_path_factory.mktemp("cli_benchmark")
+    generate_benchmark(root, num_identities=6, num_cameras=2, num_distractors=4, num_junk=2, preview=False)
+    return root
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """Run an installed command in ``tmp_path``; fails the test with stderr on a non-zero exit."""
+
+    def run(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "WANDB_SILENT": "true"}
+        env.pop("WANDB_API_KEY", None)
+        result = subprocess.run(
+            [*command(name), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        if check:
+            assert result.returncode == 0, f"{name} {' '.join(args)}\n{result.stderr[-3000:]}"
+        return result
+
+    return run

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from background_shortcut import GREY, crops_three_ways, hungarian_correct
+from tests.benchmarks.helpers import load_benchmark
+
+GREY = load_benchmark("background_shortcut").GREY
+crops_three_ways = load_benchmark("background_shortcut").crops_three_ways
+hungarian_correct = load_benchmark("background_shortcut").hungarian_correct
 
 
 def test_crops_split_each_box_into_its_person_and_the_rest():

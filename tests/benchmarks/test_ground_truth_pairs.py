@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from ground_truth_pairs import ground_truth_pairs
+from tests.benchmarks.helpers import load_benchmark
+
+ground_truth_pairs = load_benchmark("ground_truth_pairs").ground_truth_pairs
 
 
 def test_pairs_join_equal_ids_within_each_frame_pair():

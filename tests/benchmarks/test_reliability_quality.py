@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from reliability_quality import pairwise_auc
+from tests.benchmarks.helpers import load_benchmark
+
+pairwise_auc = load_benchmark("reliability_quality").pairwise_auc
 
 
 def test_pairwise_auc_counts_wins_and_half_ties():

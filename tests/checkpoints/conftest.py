@@ -5,26 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch import seed_everything
 from torch.utils.data import DataLoader
 
 from isr_lightning import ISRModule
 from isr_lightning.testing import BatchList, make_frame_pair_batch
-
-TINY_VIT = {"backbone": "test_vit", "backbone_kwargs": {"img_size": (32, 16), "patch_size": 8}, "image_size": (32, 16)}
-
-
-def tiny_trainer(root: Path, **kwargs: object) -> Trainer:
-    options = {
-        "accelerator": "cpu",
-        "default_root_dir": root,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-    }
-    options.update(kwargs)
-    return Trainer(**options)
+from tests.checkpoints.helpers import TINY_VIT, tiny_trainer
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ import torch
 
 from isr_lightning import ISRModule
 from isr_lightning.export import export_main, export_onnx, export_torchscript, run_exported
-
-from .conftest import TINY_VIT
+from tests.checkpoints.helpers import TINY_VIT
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

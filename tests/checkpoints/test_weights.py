@@ -12,8 +12,7 @@ from safetensors.torch import save_file
 
 from isr_lightning import ISRModule
 from isr_lightning.checkpoints import load_weights
-
-from .conftest import TINY_VIT
+from tests.checkpoints.helpers import TINY_VIT
 
 
 def _random_timm_vit() -> torch.nn.Module:

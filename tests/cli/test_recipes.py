@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from isr_lightning.lightning_cli import recipe_path
-from tests.cli.conftest import TINY
+from tests.cli.helpers import TINY
 
 RECIPES = ["cpu_demo", "resnet50", "swin_b"]
 

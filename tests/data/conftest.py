@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from videohelpers import MOT17_MINI, make_clip
+
+from tests.data.videohelpers import MOT17_MINI, make_clip
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,12 @@
 import logging
 
 import pytest
-from videohelpers import make_clip, person_boxes, synthetic_frames, write_mot, write_video
 
 from isr_lightning.data import VideoPairDataModule
 from isr_lightning.data.sources import discover_clips
 from isr_lightning.data.stream import VideoPairLoader, VideoPairStream
 from isr_lightning.data.transforms import CropTransform
+from tests.data.videohelpers import make_clip, person_boxes, synthetic_frames, write_mot, write_video
 
 SMALL = CropTransform(image_size=(16, 8))
 

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 import torch
-from videohelpers import decode_reference, synthetic_frames, write_video
 
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.data.video import DecordVideoReader, ImageFolderReader, PyAVVideoReader
+from tests.data.videohelpers import decode_reference, synthetic_frames, write_video
 
 PLAIN = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "train": False}
 

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
-from videohelpers import write_video
 
 from isr_lightning.data import VideoPairDataModule
 from isr_lightning.data.commands import detect_main
 from isr_lightning.data.detectors import BackgroundSubtractionDetector, Detector, TorchvisionDetector
 from isr_lightning.data.mot import read_mot_file
+from tests.data.videohelpers import write_video
 
 
 def _walkers(num_frames=30, height=90, width=160):

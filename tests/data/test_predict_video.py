@@ -10,11 +10,11 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 from PIL import Image
-from videohelpers import decode_reference, make_clip
 
 from isr_lightning import ISRModule
 from isr_lightning.evaluation import eval_transform
 from isr_lightning.predict import EmbeddingWriter, VideoCropDataModule, VideoCropDataset
+from tests.data.videohelpers import decode_reference, make_clip
 
 
 def reference_crops(video: Path, sidecar: Path, min_size: float) -> dict[str, np.ndarray]:

@@ -2,9 +2,9 @@ import json
 from pathlib import Path
 
 import pytest
-from videohelpers import make_clip
 
 from isr_lightning.data.sources import discover_clips
+from tests.data.videohelpers import make_clip
 
 
 def _mot_seq(folder: Path, name: str) -> None:

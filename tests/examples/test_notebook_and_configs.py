@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import TINY
+from tests.cli.helpers import TINY
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -6,12 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import run_cli
-
-__all__ = ["NUM_TRAIN_IDENTITIES", "market_folder", "run_cli"]
-
-# Rendered training identities: 2 cameras each, 1 to 3 images per camera (2 to 6 images).
-NUM_TRAIN_IDENTITIES = 12
+from tests.finetune.helpers import NUM_TRAIN_IDENTITIES
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,7 @@ from isr_lightning.data.transforms import CropTransform
 from isr_lightning.evaluation import DATASETS, load_market_layout
 from isr_lightning.finetune import ReIDTrainDataModule
 from isr_lightning.synth.benchmark import BenchmarkConfig
-
-from .conftest import NUM_TRAIN_IDENTITIES
+from tests.finetune.helpers import NUM_TRAIN_IDENTITIES
 
 
 def _dm(root: Path, **kwargs: object) -> ReIDTrainDataModule:

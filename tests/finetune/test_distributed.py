@@ -12,8 +12,7 @@ import torch
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.finetune import ReIDFineTuneModule, ReIDTrainDataModule
 from isr_lightning.finetune.sampler import PKSampler
-
-from .conftest import NUM_TRAIN_IDENTITIES
+from tests.finetune.helpers import NUM_TRAIN_IDENTITIES
 
 
 class _SeenIdentities(pl.Callback):
