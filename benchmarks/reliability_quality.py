@@ -1,6 +1,6 @@
 """Do the reliability weights put the loss on the right pairs? Measured on noisy detections.
 
-For one model (random init, or a checkpoint), Hungarian matching mines the pairs of fixed,
+For one model (the ``cpu_demo`` recipe's starting weights, or a checkpoint), Hungarian matching mines the pairs of fixed,
 unaugmented training batches of the synthetic corpus (noisy detections: false positives,
 misses, merged boxes, people leaving the frame). For each reliability definition it reports
 
@@ -12,7 +12,7 @@ misses, merged boxes, people leaving the frame). For each reliability definition
 
 A reliability helps when its weighted precision is above the uniform row's.
 
-    python benchmarks/reliability_quality.py                          # random init
+    python benchmarks/reliability_quality.py                          # the recipe's start, untrained
     python benchmarks/reliability_quality.py --checkpoint outputs/demo/isr.ckpt
 """
 
@@ -73,7 +73,7 @@ def reliability_quality(model: ISRModule, corpus: Path, num_batches: int) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="ISRModule checkpoint (default: random init)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="ISRModule checkpoint (default: the cpu_demo recipe, untrained)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--batches", type=int, default=24)
@@ -84,7 +84,7 @@ def main() -> None:
         model = build_from_config(recipe_path("cpu_demo"), [f"--data.init_args.root={corpus}"]).model
     else:
         model = ISRModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
-    print(f"model: {args.checkpoint or 'random init (cpu_demo recipe)'}; {args.batches} batches of 8 frame pairs")
+    print(f"model: {args.checkpoint or 'untrained cpu_demo recipe'}; {args.batches} batches of 8 frame pairs")
     print("| reliability | precision | weighted precision | AUC true vs wrong |")
     print("|---|---|---|---|")
     for name, r in reliability_quality(model, corpus, args.batches).items():

@@ -27,10 +27,9 @@ from typing import Any
 
 import torch
 from jsonargparse import lazy_instance
-from lightning.pytorch.callbacks import RichProgressBar
 
 from isr_lightning.batch import FramePairBatch
-from isr_lightning.callbacks import TrainingTimeBudget
+from isr_lightning.callbacks import RichStepProgressBar, TrainingTimeBudget
 from isr_lightning.data import VideoPairDataModule
 from isr_lightning.evaluation import (
     ReIDImageDataset,
@@ -207,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer_defaults={
             "default_root_dir": str(args.out),
             "logger": lazy_instance(WandbLogger, project="isr-lightning-demo", save_dir=str(args.out)),
-            "callbacks": [lazy_instance(TrainingTimeBudget, minutes=args.minutes), lazy_instance(RichProgressBar)],
+            "callbacks": [lazy_instance(TrainingTimeBudget, minutes=args.minutes), lazy_instance(RichStepProgressBar)],
         },
     )
     model: ISRModule = cli.model
