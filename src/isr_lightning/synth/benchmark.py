@@ -240,15 +240,6 @@ def _render_crop(
     return Image.fromarray(crop).resize(out_size, Image.Resampling.BILINEAR)
 
 
-def _write(img: Image.Image, folder: Path, pid: int, cam: _Camera, frame: int, quality: int) -> str:
-    # imported here: the evaluation datasets bring torch, which `import isr_lightning.synth` does without
-    from isr_lightning.evaluation.datasets import format_market_name
-
-    fname = format_market_name(pid, cam.index, frame)
-    img.save(folder / fname, quality=quality)
-    return fname
-
-
 def _contact_sheet(root: Path, rows: list[list[str]], size: tuple[int, int]) -> None:
     w, h = size
     cols = max(len(r) for r in rows)
@@ -257,6 +248,141 @@ def _contact_sheet(root: Path, rows: list[list[str]], size: tuple[int, int]) -> 
         for c, rel in enumerate(row):
             sheet.paste(Image.open(root / rel), (c * (w + 2), r * (h + 2)))
     sheet.save(root / "preview.png")
+
+
+# the folder of each kind of image; the gallery holds test identities, distractors and junk
+_KIND_FOLDER = {
+    "query": "query",
+    "gallery": "bounding_box_test",
+    "distractors": "bounding_box_test",
+    "junk": "bounding_box_test",
+    "train": "bounding_box_train",
+}
+
+
+class _CropWriter:
+    """Saves crops under Market-1501 names, numbering each camera's frames and counting each kind.
+
+    Args:
+        root: the benchmark folder.
+        num_cameras: cameras (each numbers its own frames from 1, across all kinds).
+
+    """
+
+    def __init__(self, root: Path, num_cameras: int) -> None:
+        self.root = root
+        self.frame = [0] * num_cameras
+        self.counts = dict.fromkeys(("query", "gallery", "distractors", "junk", "train"), 0)
+
+    def save(self, img: Image.Image, kind: str, pid: int, cam: _Camera) -> str:
+        """Save one crop as the camera's next frame.
+
+        Args:
+            img: the crop.
+            kind: a :data:`_KIND_FOLDER` key (which folder, which count).
+            pid: person id in the name (``0`` distractor, ``-1`` junk).
+            cam: the camera that saw it.
+
+        Returns:
+            The file's path relative to the root, e.g. ``"query/0001_c1s1_000003_01.jpg"``.
+
+        """
+        # imported here: the evaluation datasets bring torch, which `import isr_lightning.synth` does without
+        from isr_lightning.evaluation.datasets import format_market_name
+
+        self.frame[cam.index - 1] += 1
+        self.counts[kind] += 1
+        rel = f"{_KIND_FOLDER[kind]}/{format_market_name(pid, cam.index, self.frame[cam.index - 1])}"
+        img.save(self.root / rel, quality=cam.response.jpeg_quality)
+        return rel
+
+
+def _cached_info(root: Path, cfg: BenchmarkConfig) -> BenchmarkInfo | None:
+    """The info of a complete benchmark of ``cfg`` already in ``root``, or ``None``."""
+    meta_path = root / "benchmark.json"
+    if not meta_path.exists():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") == BENCHMARK_FORMAT and meta.get("config") == cfg.to_dict():
+        c = meta["counts"]
+        return BenchmarkInfo(root, cfg, c["query"], c["gallery"], c["distractors"], c["junk"], c["train"], cached=True)
+    return None
+
+
+def _empty_folders(root: Path, with_train: bool) -> None:
+    """Remove the image folders of an earlier benchmark and create empty ones."""
+    for k in ("query", "bounding_box_test", "bounding_box_train"):
+        if (root / k).exists():
+            shutil.rmtree(root / k)
+    # bounding_box_train/ exists only when it has images: Market loaders reject an empty folder.
+    for k in ("query", "bounding_box_test") + (("bounding_box_train",) if with_train else ()):
+        (root / k).mkdir(parents=True)
+
+
+def _render_test_identities(
+    cfg: BenchmarkConfig, cams: list[_Camera], passers: list[SpriteBank], out: _CropWriter
+) -> list[list[str]]:
+    """Queries and gallery images of the test identities; returns the first 12 identities' paths (preview rows)."""
+    size = (cfg.image_width, cfg.image_height)
+    sheet_rows: list[list[str]] = []
+    for pid in range(1, cfg.num_identities + 1):
+        bank = SpriteBank(sample_outfit(derive_rng(cfg.seed, BENCH_TAG, 1, pid)), style=cfg.style)
+        rng = derive_rng(cfg.seed, BENCH_TAG, 2, pid)
+        k = int(rng.integers(2, min(4, cfg.num_cameras) + 1))
+        chosen = rng.choice(cfg.num_cameras, size=k, replace=False)
+        n_q = min(cfg.max_queries_per_identity, k - 1)
+        row = []
+        for j, c in enumerate(chosen):
+            cam = cams[int(c)]
+            if j < n_q:
+                row.append(out.save(_render_crop(rng, bank, cam, passers, size), "query", pid, cam))
+            for _ in range(int(rng.integers(1, cfg.gallery_per_camera + 1))):
+                row.append(out.save(_render_crop(rng, bank, cam, passers, size), "gallery", pid, cam))
+        if len(sheet_rows) < 12:
+            sheet_rows.append(row)
+    return sheet_rows
+
+
+def _render_distractors_and_junk(
+    cfg: BenchmarkConfig, cams: list[_Camera], passers: list[SpriteBank], out: _CropWriter
+) -> None:
+    """Gallery images of other people (id ``0000``), then bad crops of passers-by (id ``-1``)."""
+    size = (cfg.image_width, cfg.image_height)
+    for i in range(cfg.num_distractors):
+        rng = derive_rng(cfg.seed, BENCH_TAG, 4, i)
+        bank = SpriteBank(sample_outfit(rng), style=cfg.style)
+        cam = cams[int(rng.integers(cfg.num_cameras))]
+        out.save(_render_crop(rng, bank, cam, passers, size), "distractors", 0, cam)
+    for i in range(cfg.num_junk):
+        rng = derive_rng(cfg.seed, BENCH_TAG, 5, i)
+        bank = passers[int(rng.integers(len(passers)))]
+        cam = cams[int(rng.integers(cfg.num_cameras))]
+        out.save(_render_crop(rng, bank, cam, passers, size, junk=True), "junk", -1, cam)
+
+
+def _render_train_identities(
+    cfg: BenchmarkConfig, cams: list[_Camera], passers: list[SpriteBank], out: _CropWriter
+) -> None:
+    """Images of the training identities (ids after the test ones), each seen by two cameras."""
+    size = (cfg.image_width, cfg.image_height)
+    for t in range(cfg.num_train_identities):
+        pid = cfg.num_identities + 1 + t
+        bank = SpriteBank(sample_outfit(derive_rng(cfg.seed, BENCH_TAG, 6, t)), style=cfg.style)
+        rng = derive_rng(cfg.seed, BENCH_TAG, 7, t)
+        for c in rng.choice(cfg.num_cameras, size=2, replace=False):
+            for _ in range(int(rng.integers(1, cfg.gallery_per_camera + 1))):
+                out.save(_render_crop(rng, bank, cams[int(c)], passers, size), "train", pid, cams[int(c)])
+
+
+def _camera_meta(cam: _Camera) -> dict:
+    """JSON-serialisable description of one camera (for ``benchmark.json``)."""
+    return {
+        "index": cam.index,
+        "response": asdict(cam.response),
+        "facing_p": [round(float(p), 3) for p in cam.facing_p],
+        "body_px": round(cam.body_px, 1),
+        "squash": round(cam.squash, 3),
+    }
 
 
 def generate_benchmark(
@@ -284,92 +410,29 @@ def generate_benchmark(
     """
     cfg = BenchmarkConfig(num_identities=num_identities, seed=seed, **kwargs)
     root = Path(root)
-    meta_path = root / "benchmark.json"
-    if not force and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") == BENCHMARK_FORMAT and meta.get("config") == cfg.to_dict():
-            c = meta["counts"]
-            return BenchmarkInfo(
-                root, cfg, c["query"], c["gallery"], c["distractors"], c["junk"], c["train"], cached=True
-            )
-        meta_path.unlink()
-    # bounding_box_train/ exists only when it has images: Market loaders reject an empty folder.
-    subdirs = ("query", "bounding_box_test") + (("bounding_box_train",) if cfg.num_train_identities else ())
-    dirs = {k: root / k for k in subdirs}
-    for k in ("query", "bounding_box_test", "bounding_box_train"):
-        if (root / k).exists():
-            shutil.rmtree(root / k)
-    for d in dirs.values():
-        d.mkdir(parents=True)
+    if not force and (cached := _cached_info(root, cfg)) is not None:
+        return cached
+    # removed first: an interrupted run must not look complete
+    (root / "benchmark.json").unlink(missing_ok=True)
+    _empty_folders(root, with_train=cfg.num_train_identities > 0)
     cams = [_make_camera(cfg.seed, c + 1, cfg.domain) for c in range(cfg.num_cameras)]
-    size = (cfg.image_width, cfg.image_height)
-    frame = [0] * cfg.num_cameras
     pool_rng = derive_rng(cfg.seed, BENCH_TAG, 3)
-    style = cfg.style
-    passers = [SpriteBank(sample_outfit(pool_rng), style=style) for _ in range(24)]
-
-    def emit(img: Image.Image, folder: str, pid: int, cam: _Camera) -> str:
-        frame[cam.index - 1] += 1
-        return f"{folder}/" + _write(img, dirs[folder], pid, cam, frame[cam.index - 1], cam.response.jpeg_quality)
-
-    counts = {"query": 0, "gallery": 0, "distractors": 0, "junk": 0, "train": 0}
-    sheet_rows: list[list[str]] = []
-    for pid in range(1, cfg.num_identities + 1):
-        bank = SpriteBank(sample_outfit(derive_rng(cfg.seed, BENCH_TAG, 1, pid)), style=style)
-        rng = derive_rng(cfg.seed, BENCH_TAG, 2, pid)
-        k = int(rng.integers(2, min(4, cfg.num_cameras) + 1))
-        chosen = rng.choice(cfg.num_cameras, size=k, replace=False)
-        n_q = min(cfg.max_queries_per_identity, k - 1)
-        row = []
-        for j, c in enumerate(chosen):
-            cam = cams[int(c)]
-            if j < n_q:
-                row.append(emit(_render_crop(rng, bank, cam, passers, size), "query", pid, cam))
-                counts["query"] += 1
-            for _ in range(int(rng.integers(1, cfg.gallery_per_camera + 1))):
-                row.append(emit(_render_crop(rng, bank, cam, passers, size), "bounding_box_test", pid, cam))
-                counts["gallery"] += 1
-        if len(sheet_rows) < 12:
-            sheet_rows.append(row)
-    for i in range(cfg.num_distractors):
-        rng = derive_rng(cfg.seed, BENCH_TAG, 4, i)
-        bank = SpriteBank(sample_outfit(rng), style=style)
-        cam = cams[int(rng.integers(cfg.num_cameras))]
-        emit(_render_crop(rng, bank, cam, passers, size), "bounding_box_test", 0, cam)
-        counts["distractors"] += 1
-    for i in range(cfg.num_junk):
-        rng = derive_rng(cfg.seed, BENCH_TAG, 5, i)
-        bank = passers[int(rng.integers(len(passers)))]
-        cam = cams[int(rng.integers(cfg.num_cameras))]
-        emit(_render_crop(rng, bank, cam, passers, size, junk=True), "bounding_box_test", -1, cam)
-        counts["junk"] += 1
-    for t in range(cfg.num_train_identities):
-        pid = cfg.num_identities + 1 + t
-        bank = SpriteBank(sample_outfit(derive_rng(cfg.seed, BENCH_TAG, 6, t)), style=style)
-        rng = derive_rng(cfg.seed, BENCH_TAG, 7, t)
-        for c in rng.choice(cfg.num_cameras, size=2, replace=False):
-            for _ in range(int(rng.integers(1, cfg.gallery_per_camera + 1))):
-                emit(_render_crop(rng, bank, cams[int(c)], passers, size), "bounding_box_train", pid, cams[int(c)])
-                counts["train"] += 1
+    passers = [SpriteBank(sample_outfit(pool_rng), style=cfg.style) for _ in range(24)]
+    out = _CropWriter(root, cfg.num_cameras)
+    sheet_rows = _render_test_identities(cfg, cams, passers, out)
+    _render_distractors_and_junk(cfg, cams, passers, out)
+    _render_train_identities(cfg, cams, passers, out)
+    counts = out.counts
     counts["gallery"] += counts["distractors"] + counts["junk"]
     if preview and sheet_rows:
-        _contact_sheet(root, sheet_rows, size)
+        _contact_sheet(root, sheet_rows, (cfg.image_width, cfg.image_height))
     meta = {
         "format": BENCHMARK_FORMAT,
         "config": cfg.to_dict(),
         "counts": counts,
-        "cameras": [
-            {
-                "index": c.index,
-                "response": asdict(c.response),
-                "facing_p": [round(float(p), 3) for p in c.facing_p],
-                "body_px": round(c.body_px, 1),
-                "squash": round(c.squash, 3),
-            }
-            for c in cams
-        ],
+        "cameras": [_camera_meta(c) for c in cams],
     }
-    meta_path.write_text(json.dumps(meta, indent=2))
+    (root / "benchmark.json").write_text(json.dumps(meta, indent=2))
     return BenchmarkInfo(
         root, cfg, counts["query"], counts["gallery"], counts["distractors"], counts["junk"], counts["train"]
     )
