@@ -374,15 +374,29 @@ class ClipSimulator:
             (``-1``) owns each pixel (0: background), and the ground truth.
 
         """
+        sprites, totals = self._lit_people(frame_index)
+        img = self._bg.copy()
+        idmap = np.zeros((self.config.height, self.config.width), np.int32)
+        rects = self._paint(img, idmap, sprites)
+        ann = self._annotate(idmap, totals)
+        return self._record(img, rects, frame_index), idmap, ann
+
+    def _lit_people(
+        self, frame_index: int
+    ) -> tuple[dict[int, tuple[np.ndarray, int, int, float]], dict[int, tuple[int, tuple[int, int, int, int]]]]:
+        """The people at least partly inside the frame, posed and lit.
+
+        Returns:
+            ``(sprites, totals)`` keyed by track id: ``sprites`` holds the ``(h, w, 4)`` float32
+            lit RGBA sprite, its top-left corner ``left, top`` and the foot row; ``totals`` the
+            body's pixel count and its ``x0, y0, x1, y1`` box (may stick out of the frame).
+
+        """
         cam = self.scene.camera
         img_h, img_w = self.config.height, self.config.width
-        img = self._bg.copy()
-        rects: list[tuple[int, int, int, int]] = []
-        idmap = np.zeros((img_h, img_w), np.int32)
-        items: list[tuple[float, int, int]] = []  # (foot_y, order, code)
-        sprites: dict[int, tuple[np.ndarray, int, int]] = {}
-        totals: dict[int, tuple[int, tuple[int, int, int, int]]] = {}
         gain = self.global_gain[frame_index]
+        sprites: dict[int, tuple[np.ndarray, int, int, float]] = {}
+        totals: dict[int, tuple[int, tuple[int, int, int, int]]] = {}
         for k, bank in enumerate(self.banks):
             xs, zs, facing, phase = self.tracks[k]
             x, z = xs[frame_index], zs[frame_index]
@@ -401,14 +415,32 @@ class ClipSimulator:
             ys, xs_ = np.nonzero(mask)
             box = (left + int(xs_.min()), top + int(ys.min()), left + int(xs_.max()) + 1, top + int(ys.max()) + 1)
             totals[k + 1] = (int(mask.sum()), box)
-            sprites[k + 1] = (rgba, left, top)
-            items.append((v, k + 1, k + 1))
+            sprites[k + 1] = (rgba, left, top, v)
+        return sprites, totals
+
+    def _paint(
+        self, img: np.ndarray, idmap: np.ndarray, sprites: dict[int, tuple[np.ndarray, int, int, float]]
+    ) -> list[tuple[int, int, int, int]]:
+        """Paint people and occluders far to near (by foot row) into ``img`` and ``idmap``, in place.
+
+        Args:
+            img: ``(H, W, 3)`` float32 frame before the camera response.
+            idmap: ``(H, W)`` int32 owner of each pixel.
+            sprites: the people, as :meth:`_lit_people` gives them.
+
+        Returns:
+            The ``x0, y0, x1, y1`` rectangles painted over (inside the frame).
+
+        """
+        img_h, img_w = idmap.shape
+        items = [(foot_y, code, code) for code, (_, _, _, foot_y) in sprites.items()]  # (foot_y, order, code)
         for j, occ in enumerate(self.scene.occluders):
             items.append((occ.foot_y, 10_000 + j, OCCLUDER_CODE - j))
         items.sort()
+        rects: list[tuple[int, int, int, int]] = []
         for _, _, code in items:
             if code > 0:
-                rgba, left, top = sprites[code]
+                rgba, left, top, _ = sprites[code]
             else:
                 occ = self.scene.occluders[OCCLUDER_CODE - code]
                 rgba, left, top = occ.rgba.astype(np.float32), occ.left, occ.top
@@ -423,6 +455,12 @@ class ClipSimulator:
             region *= 1 - a
             region += a * part[..., :3]
             idmap[y0:y1, x0:x1][part[..., 3] > 127] = code if code > 0 else OCCLUDER_CODE
+        return rects
+
+    @staticmethod
+    def _annotate(idmap: np.ndarray, totals: dict[int, tuple[int, tuple[int, int, int, int]]]) -> FrameAnnotations:
+        """Ground truth from the painted ``(H, W)`` id map and each person's pixel count and box."""
+        img_h, img_w = idmap.shape
         ids, boxes, vboxes, vis = [], [], [], []
         for pid in sorted(totals):
             total, (bx0, by0, bx1, by1) = totals[pid]
@@ -440,6 +478,15 @@ class ClipSimulator:
             boxes.append((bx0, by0, bx1 - bx0, by1 - by0))
             vboxes.append(vb)
             vis.append(n_vis / max(total, 1))
+        return FrameAnnotations(
+            np.asarray(ids, np.int64),
+            np.asarray(boxes, np.float64).reshape(-1, 4),
+            np.asarray(vboxes, np.float64).reshape(-1, 4),
+            np.asarray(vis, np.float64),
+        )
+
+    def _record(self, img: np.ndarray, rects: list[tuple[int, int, int, int]], frame_index: int) -> np.ndarray:
+        """The camera's ``(H, W, 3)`` uint8 frame: its response and noise over the painted rectangles, then blur."""
         k = frame_index % len(self._noise)
         out = self._bg_out[k].copy()
         for x0, y0, x1, y1 in rects:
@@ -448,13 +495,7 @@ class ClipSimulator:
             out[y0:y1, x0:x1] = np.clip(part, 0, 255).astype(np.uint8)
         if self.response.blur > 0:  # the whole frame, noise included (a soft lens and in-camera denoising)
             out = np.array(Image.fromarray(out).filter(ImageFilter.GaussianBlur(self.response.blur)))
-        ann = FrameAnnotations(
-            np.asarray(ids, np.int64),
-            np.asarray(boxes, np.float64).reshape(-1, 4),
-            np.asarray(vboxes, np.float64).reshape(-1, 4),
-            np.asarray(vis, np.float64),
-        )
-        return out, idmap, ann
+        return out
 
 
 def _clip_box(x: float, y: float, w: float, h: float, img_w: int, img_h: int) -> tuple[float, ...]:
@@ -651,6 +692,59 @@ def write_preview(
     return path
 
 
+def _clip_complete(root: Path, name: str) -> bool:
+    """Whether a clip's mp4 and both sidecars exist."""
+    return all((root / f"{name}{ext}").exists() for ext in (".mp4", ".gt.txt", ".det.txt"))
+
+
+def _cached_corpus(root: Path, config: CorpusConfig, names: list[str]) -> CorpusInfo | None:
+    """The info of a complete corpus of ``config`` already in ``root``, or ``None``."""
+    meta_path = root / "corpus.json"
+    if not meta_path.exists():
+        return None
+    meta = json.loads(meta_path.read_text())
+    current = meta.get("format") == CORPUS_FORMAT and meta.get("config") == config.to_dict()
+    if current and all(_clip_complete(root, n) for n in names):
+        return CorpusInfo(
+            root, config, names, config.num_frames, meta["num_gt_boxes"], meta["num_det_boxes"], cached=True
+        )
+    return None
+
+
+def _start_run(root: Path, config: CorpusConfig, names: list[str], force: bool) -> list[int]:
+    """Mark ``root`` as a run in progress and list the clips it must render.
+
+    The finished clips of an interrupted run of the same config (``ROOT/.corpus.partial.json``)
+    are kept unless ``force``.
+
+    Returns:
+        The indices of the clips to render.
+
+    """
+    meta_path, partial_path = root / "corpus.json", root / ".corpus.partial.json"
+    partial = {"format": CORPUS_FORMAT, "config": config.to_dict()}
+    resume = not force and partial_path.exists() and json.loads(partial_path.read_text()) == partial
+    if meta_path.exists():
+        meta_path.unlink()
+    partial_path.write_text(json.dumps(partial))
+    return [i for i, n in enumerate(names) if not (resume and _clip_complete(root, n))]
+
+
+def _render_clips(root: Path, config: CorpusConfig, clip_indices: list[int], workers: int) -> None:
+    """Generate the clips of ``clip_indices``, in ``workers`` processes when there are several."""
+    jobs = [(str(root), config.to_dict(), i) for i in clip_indices]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        # fork avoids re-importing the package (and torch) in every worker; clips use no torch
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with mp.get_context(method).Pool(workers) as pool:
+            list(pool.imap_unordered(_clip_job, jobs))
+    else:
+        for job in jobs:
+            _clip_job(job)
+
+
 def generate_corpus(
     root: str | os.PathLike,
     num_clips: int = 40,
@@ -684,35 +778,9 @@ def generate_corpus(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     names = [f"clip{i:05d}" for i in range(config.num_clips)]
-    meta_path, partial_path = root / "corpus.json", root / ".corpus.partial.json"
-
-    def complete(name: str) -> bool:
-        return all((root / f"{name}{ext}").exists() for ext in (".mp4", ".gt.txt", ".det.txt"))
-
-    if not force and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        current = meta.get("format") == CORPUS_FORMAT and meta.get("config") == config.to_dict()
-        if current and all(complete(n) for n in names):
-            return CorpusInfo(
-                root, config, names, config.num_frames, meta["num_gt_boxes"], meta["num_det_boxes"], cached=True
-            )
-    partial = {"format": CORPUS_FORMAT, "config": config.to_dict()}
-    resume = not force and partial_path.exists() and json.loads(partial_path.read_text()) == partial
-    if meta_path.exists():
-        meta_path.unlink()
-    partial_path.write_text(json.dumps(partial))
-    todo = [i for i, n in enumerate(names) if not (resume and complete(n))]
-    jobs = [(str(root), config.to_dict(), i) for i in todo]
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-
-        # fork avoids re-importing the package (and torch) in every worker; clips use no torch
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        with mp.get_context(method).Pool(workers) as pool:
-            list(pool.imap_unordered(_clip_job, jobs))
-    else:
-        for job in jobs:
-            _clip_job(job)
+    if not force and (cached := _cached_corpus(root, config, names)) is not None:
+        return cached
+    _render_clips(root, config, _start_run(root, config, names, force), workers)
     n_gt = sum(_count_lines(root / f"{n}.gt.txt") for n in names)
     n_det = sum(_count_lines(root / f"{n}.det.txt") for n in names)
     meta = {
@@ -730,6 +798,6 @@ def generate_corpus(
     }
     if preview:
         write_preview(root, names[:3], delta_seconds=min(2.0, config.seconds / 2))
-    meta_path.write_text(json.dumps(meta, indent=2))
-    partial_path.unlink(missing_ok=True)
+    (root / "corpus.json").write_text(json.dumps(meta, indent=2))
+    (root / ".corpus.partial.json").unlink(missing_ok=True)
     return CorpusInfo(root, config, names, config.num_frames, n_gt, n_det)
