@@ -15,7 +15,6 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from isr_lightning.evaluation.batches import embed_batch, split_batch
-from isr_lightning.evaluation.engine import evaluate_reid
 from isr_lightning.evaluation.functional import DistanceMetric
 from isr_lightning.evaluation.metric import ReIDMetric, result_scalars
 from isr_lightning.evaluation.rerank import KReciprocal, as_rerank
@@ -169,22 +168,7 @@ class ReIDEvaluationCallback(pl.Callback):
 
     def _reranked(self) -> dict[str, float]:
         """The metrics of the last gathered features under k-reciprocal re-ranking."""
-        emb, pids, cams, flag, _ = self.metric.kept_features
-        m = self.metric
-        result = evaluate_reid(
-            emb[flag],
-            emb[~flag],
-            pids[flag],
-            pids[~flag],
-            cams[flag],
-            cams[~flag],
-            metric=m.metric,
-            max_rank=m.max_rank,
-            chunk_size=m.chunk_size,
-            ignore_junk=m.ignore_junk,
-            rerank=self.rerank,
-        )
-        return result_scalars(result, m.max_rank)
+        return result_scalars(self.metric.evaluate_kept(self.rerank), self.metric.max_rank)
 
     def _image(self, data: Dataset | DataLoader, index: int, pl_module: pl.LightningModule) -> Image.Image:
         dataset = data.dataset if isinstance(data, DataLoader) else data

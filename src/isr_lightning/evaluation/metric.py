@@ -176,7 +176,44 @@ class ReIDMetric(Metric):
             self.kept_features = (emb, pids, cams, flag, idx)
         if not bool(flag.any()) or bool(flag.all()):
             raise ValueError("ReIDMetric needs both query (is_query=True) and gallery items")
-        result = evaluate_reid(
+        result = self._evaluate((emb, pids, cams, flag), self.backend, self.rerank)
+        self.result = result
+        out = result_scalars(result, self.max_rank)
+        out.update(n_query=float(result.n_query), n_gallery=float(result.n_gallery), n_junk=float(result.n_junk))
+        return {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}
+
+    def evaluate_kept(self, rerank: KReciprocal | bool | None = None) -> ReIDResult:
+        """Evaluate the features kept by the last ``compute()`` again, e.g. re-ranked.
+
+        Runs with the torch backend (re-ranking needs it) and this metric's other settings.
+
+        Args:
+            rerank: k-reciprocal re-ranking, as the constructor's ``rerank``.
+
+        Returns:
+            The :class:`ReIDResult`.
+
+        Raises:
+            ValueError: if no features were kept (``keep_features`` off or no ``compute()``).
+        """
+        if self.kept_features is None:
+            raise ValueError("no kept features: set keep_features = True and call compute() first")
+        return self._evaluate(self.kept_features[:4], "torch", as_rerank(rerank))
+
+    def _evaluate(self, features: tuple[Tensor, ...], backend: Backend, rerank: KReciprocal | None) -> ReIDResult:
+        """:func:`evaluate_reid` of the query items against the gallery items.
+
+        Args:
+            features: ``(emb, pids, camids, is_query)``: ``(N, D)`` float embeddings, ``(N,)``
+                int person and camera ids and the ``(N,)`` bool query flag.
+            backend: ``"torch"`` or ``"faiss"``.
+            rerank: k-reciprocal re-ranking, or ``None``.
+
+        Returns:
+            The :class:`ReIDResult`.
+        """
+        emb, pids, cams, flag = features
+        return evaluate_reid(
             emb[flag],
             emb[~flag],
             pids[flag],
@@ -186,15 +223,11 @@ class ReIDMetric(Metric):
             metric=self.metric,
             max_rank=self.max_rank,
             chunk_size=self.chunk_size,
-            backend=self.backend,
+            backend=backend,
             index=self.index,
             ignore_junk=self.ignore_junk,
-            rerank=self.rerank,
+            rerank=rerank,
         )
-        self.result = result
-        out = result_scalars(result, self.max_rank)
-        out.update(n_query=float(result.n_query), n_gallery=float(result.n_gallery), n_junk=float(result.n_junk))
-        return {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}
 
 
 def result_scalars(result: ReIDResult, max_rank: int) -> dict[str, float]:
