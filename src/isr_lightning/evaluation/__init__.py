@@ -13,8 +13,9 @@ Public API (imported lazily, so ``evaluate_reid`` does not pull in Lightning):
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from isr_lightning._lazy import lazy_exports
 
 _EXPORTS = {
     "ReIDBenchmarkEvaluation": "callback",
@@ -83,14 +84,4 @@ if TYPE_CHECKING:
     from isr_lightning.evaluation.visualize import ranked_lists, render_ranked_lists
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f"isr_lightning.evaluation.{_EXPORTS[name]}")
-        value = getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'isr_lightning.evaluation' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,8 +13,9 @@ See the README section "Fine-tune with labels" and ``configs/finetune_*.yaml``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from isr_lightning._lazy import lazy_exports
 
 _EXPORTS = {
     "ReIDTrainDataModule": "data",
@@ -39,13 +40,4 @@ if TYPE_CHECKING:
     from isr_lightning.finetune.sampler import PKSampler
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"isr_lightning.finetune.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'isr_lightning.finetune' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
