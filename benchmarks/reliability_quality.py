@@ -1,8 +1,9 @@
 """Do the reliability weights put the loss on the right pairs? Measured on noisy detections.
 
-For one model (the ``cpu_demo`` recipe's starting weights, or a checkpoint), Hungarian matching mines the pairs of fixed,
-unaugmented training batches of the synthetic corpus (noisy detections: false positives,
-misses, merged boxes, people leaving the frame). For each reliability definition it reports
+For one model (the ``cpu_demo`` recipe's starting weights, or a checkpoint), Hungarian
+matching mines the pairs of fixed, unaugmented training batches of the synthetic corpus (noisy
+detections: false positives, misses, merged boxes, people leaving the frame). For each
+reliability definition it reports
 
 * ``precision``: share of mined pairs that join one person (the same for every row: the
   weights do not change the matching);
@@ -73,7 +74,9 @@ def reliability_quality(model: ISRModule, corpus: Path, num_batches: int) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="ISRModule checkpoint (default: the cpu_demo recipe, untrained)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="ISRModule checkpoint (default: the cpu_demo recipe, untrained)"
+    )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--batches", type=int, default=24)
