@@ -54,7 +54,7 @@ class ISRModule(BackboneModuleMixin, LightningModule):
         pair_miner: association of the crops of two frames: ``hungarian`` (ISR), ``mutual_nn``,
             ``nearest``, ``greedy``, ``instance`` (two views of one crop), or a
             :class:`~isr_lightning.matching.PairMiner`.
-        reliability: pair weighting: ``bidirectional``, ``pair_softmax``, ``margin``,
+        reliability: pair weighting: ``pair_softmax`` (default), ``bidirectional``, ``margin``,
             ``uniform``, or a :class:`~isr_lightning.reliability.Reliability`.
         temperature: InfoNCE temperature.
         optimizer: optimizer factory ``params -> Optimizer`` (LightningCLI ``OptimizerCallable``).
@@ -88,7 +88,7 @@ class ISRModule(BackboneModuleMixin, LightningModule):
         embed_dim: int = 512,
         image_size: tuple[int, int] = (256, 128),
         pair_miner: str | PairMiner = "hungarian",
-        reliability: str | Reliability = "bidirectional",
+        reliability: str | Reliability = "pair_softmax",
         temperature: float = 0.1,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = WarmupCosineLR,
