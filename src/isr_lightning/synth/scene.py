@@ -475,42 +475,28 @@ class CameraResponse:
         return out
 
 
+_Range = tuple[float, float]
+# Per domain, the uniform ranges of a camera response in drawing order: gain (per channel),
+# gamma, saturation, blur (None: no blur, not drawn), noise, JPEG quality (None: not drawn).
+RESPONSE_RANGES: dict[str, tuple[_Range, _Range, _Range, _Range | None, _Range, tuple[int, int] | None]] = {
+    "street": ((0.93, 1.07), (0.9, 1.1), (0.9, 1.1), None, (1.0, 3.0), None),
+    "mall": ((0.88, 1.1), (0.8, 1.25), (0.75, 1.15), (0.0, 1.0), (2.0, 6.0), (70, 95)),
+    "station": ((0.85, 1.12), (0.85, 1.3), (0.55, 0.95), (0.3, 1.2), (3.0, 8.0), (60, 90)),
+    "park": ((0.92, 1.1), (0.75, 1.1), (1.05, 1.35), (0.0, 0.8), (1.0, 4.0), (75, 95)),
+}
+
+
 def sample_response(rng: np.random.Generator, domain: str) -> CameraResponse:
-    """Draw a camera response typical of a domain.
+    """Draw a camera response typical of a domain (:data:`RESPONSE_RANGES`; unknown: ``mall``).
 
     Street cameras (training) are mild: small casts, near-linear tone. Mall cameras
     (benchmark) have strong casts, different gamma, desaturation, blur and noise. Station
     cameras are washed out, blurry and noisy; park cameras saturate colours.
     """
-    if domain == "station":
-        return CameraResponse(
-            tuple(float(g) for g in rng.uniform(0.85, 1.12, 3)),
-            float(rng.uniform(0.85, 1.3)),
-            float(rng.uniform(0.55, 0.95)),
-            float(rng.uniform(0.3, 1.2)),
-            float(rng.uniform(3.0, 8.0)),
-            int(rng.integers(60, 90)),
-        )
-    if domain == "park":
-        return CameraResponse(
-            tuple(float(g) for g in rng.uniform(0.92, 1.1, 3)),
-            float(rng.uniform(0.75, 1.1)),
-            float(rng.uniform(1.05, 1.35)),
-            float(rng.uniform(0.0, 0.8)),
-            float(rng.uniform(1.0, 4.0)),
-            int(rng.integers(75, 95)),
-        )
-    if domain == "street":
-        gain = tuple(float(g) for g in rng.uniform(0.93, 1.07, 3))
-        return CameraResponse(
-            gain, float(rng.uniform(0.9, 1.1)), float(rng.uniform(0.9, 1.1)), 0.0, float(rng.uniform(1.0, 3.0))
-        )
-    gain = tuple(float(g) for g in rng.uniform(0.88, 1.1, 3))
-    return CameraResponse(
-        gain,
-        float(rng.uniform(0.8, 1.25)),
-        float(rng.uniform(0.75, 1.15)),
-        float(rng.uniform(0.0, 1.0)),
-        float(rng.uniform(2.0, 6.0)),
-        int(rng.integers(70, 95)),
-    )
+    gain, gamma, saturation, blur, noise, jpeg = RESPONSE_RANGES.get(domain, RESPONSE_RANGES["mall"])
+    drawn_gain = tuple(float(g) for g in rng.uniform(*gain, 3))
+    drawn_gamma, drawn_saturation = float(rng.uniform(*gamma)), float(rng.uniform(*saturation))
+    drawn_blur = 0.0 if blur is None else float(rng.uniform(*blur))
+    drawn_noise = float(rng.uniform(*noise))
+    quality = {} if jpeg is None else {"jpeg_quality": int(rng.integers(*jpeg))}
+    return CameraResponse(drawn_gain, drawn_gamma, drawn_saturation, drawn_blur, drawn_noise, **quality)
