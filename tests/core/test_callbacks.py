@@ -115,19 +115,24 @@ class _TQDMProbe(TQDMStepProgressBar):
         self.seen = [*getattr(self, "seen", []), (bar.desc, bar.n, bar.total)]
 
 
-@pytest.mark.parametrize("probe", [_RichProbe, _TQDMProbe])
-def test_step_progress_bars_count_steps_across_epochs(tmp_path: Path, probe) -> None:
-    bar = probe()
+def _fit_with_bar(tmp_path: Path, bar, **limits):
+    """Train ``_Linear`` with ``bar`` as the progress bar for ``max_steps`` or ``max_epochs``."""
     trainer = Trainer(
         accelerator="cpu",
-        max_steps=7,  # 3 batches an epoch: epochs 0, 1 and part of 2
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
         callbacks=[bar],
         default_root_dir=tmp_path,
+        **limits,
     )
     trainer.fit(_Linear())
+    return bar
+
+
+@pytest.mark.parametrize("probe", [_RichProbe, _TQDMProbe])
+def test_step_progress_bars_count_steps_across_epochs(tmp_path: Path, probe) -> None:
+    bar = _fit_with_bar(tmp_path, probe(), max_steps=7)  # 3 batches an epoch: epochs 0, 1 and part of 2
     assert [(desc.split("]")[-1].rstrip(": "), n, total) for desc, n, total in bar.seen] == [
         ("Step", step, 7) for step in range(1, 8)
     ]
@@ -135,16 +140,6 @@ def test_step_progress_bars_count_steps_across_epochs(tmp_path: Path, probe) -> 
 
 @pytest.mark.parametrize("probe", [_RichProbe, _TQDMProbe])
 def test_step_progress_bars_keep_epochs_for_epoch_based_training(tmp_path: Path, probe) -> None:
-    bar = probe()
-    trainer = Trainer(
-        accelerator="cpu",
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        callbacks=[bar],
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(_Linear())
+    bar = _fit_with_bar(tmp_path, probe(), max_epochs=2)
     desc, n, total = bar.seen[-1]
     assert "Epoch 1" in desc and (n, total) == (3, 3)  # Lightning's own display, batches of the epoch
