@@ -3,8 +3,9 @@ import logging
 import pytest
 
 from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data.loader import VideoPairLoader
 from isr_lightning.data.sources import discover_clips
-from isr_lightning.data.stream import VideoPairLoader, VideoPairStream
+from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
 from tests.data.videohelpers import make_clip, person_boxes, synthetic_frames, write_mot, write_video
 

@@ -6,8 +6,9 @@ import torch
 
 from isr_lightning.batch import FramePairBatch, frame_pair_groups
 from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
+from isr_lightning.data.loader import VideoPairLoader
 from isr_lightning.data.sources import discover_clips
-from isr_lightning.data.stream import VideoPairLoader, VideoPairStream
+from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
 
 SMALL = CropTransform(image_size=(16, 8))
@@ -183,6 +184,7 @@ def test_forked_workers_do_not_share_the_parents_open_readers(corpus):
 
 
 def test_files_are_parsed_once_per_clip_when_readers_are_reopened(corpus, monkeypatch):
+    import isr_lightning.data.clip_index as clip_index_module
     import isr_lightning.data.stream as stream_module
 
     calls = {"parse": 0, "open": 0}
@@ -194,10 +196,11 @@ def test_files_are_parsed_once_per_clip_when_readers_are_reopened(corpus, monkey
 
         return wrapper
 
-    reference = [_stream(corpus, reader_cache=64).make_batch(0, 0, 1, 1, b) for b in range(6)]
-    monkeypatch.setattr(stream_module, "read_mot_file", counting("parse", stream_module.read_mot_file))
+    # one pair per visit: every batch opens its clips again
+    reference = [_stream(corpus, reader_cache=64, pairs_per_visit=1).make_batch(0, 0, 1, 1, b) for b in range(6)]
+    monkeypatch.setattr(clip_index_module, "read_mot_file", counting("parse", clip_index_module.read_mot_file))
     monkeypatch.setattr(stream_module, "open_reader", counting("open", stream_module.open_reader))
-    thrashing = _stream(corpus, reader_cache=1)
+    thrashing = _stream(corpus, reader_cache=1, pairs_per_visit=1)
     for b, want in enumerate(reference):  # 6 batches x 3 clips: every clip comes round again
         got = thrashing.make_batch(0, 0, 1, 1, b)
         assert _summary(got) == _summary(want)
@@ -205,3 +208,33 @@ def test_files_are_parsed_once_per_clip_when_readers_are_reopened(corpus, monkey
     num_clips = len(thrashing.clips)
     assert calls["open"] > num_clips  # readers were reopened ...
     assert calls["parse"] == 2 * num_clips  # ... but each detection and gt file was parsed once
+
+
+def test_a_visit_decodes_each_clip_once_and_puts_one_pair_per_clip_in_a_batch(corpus, monkeypatch):
+    import isr_lightning.data.stream as stream_module
+
+    decodes = []
+
+    def recording_reader(*args, **kwargs):
+        reader = open_reader(*args, **kwargs)
+        get_frames = reader.get_frames
+        reader.get_frames = lambda indices: decodes.append(list(indices)) or get_frames(indices)
+        return reader
+
+    open_reader = stream_module.open_reader
+    monkeypatch.setattr(stream_module, "open_reader", recording_reader)
+    stream = _stream(corpus, batch_size=4, pairs_per_visit=3, batches_per_epoch=6)
+    batches = [stream.make_batch(0, 0, 1, 1, b) for b in range(6)]
+    assert len(decodes) == 2 * 4  # 2 visits x 4 clips, one decode call each
+    for indices in decodes:  # all frames of a clip's 3 pairs in one sorted call
+        assert indices == sorted(set(indices)) and 2 <= len(indices) <= 6
+    for visit in (batches[:3], batches[3:]):
+        clips = [b.clip_index.tolist() for b in visit]
+        assert all(len(set(c)) == 4 for c in clips)  # one pair per clip in a batch
+        assert clips[0] == clips[1] == clips[2]  # the visit's clips, in every batch of it
+        frames = [b.frame_ids.tolist() for b in visit]
+        assert frames[0] != frames[1] or frames[1] != frames[2]  # ... with their own pairs
+        for pairs in frames:
+            for t, u in pairs:  # within delta_frames
+                assert 1 <= u - t <= 4
+    assert set(batches[0].clip_index.tolist()).isdisjoint(batches[3].clip_index.tolist())

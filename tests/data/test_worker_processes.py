@@ -16,7 +16,7 @@ SCRIPT = """
 import gc, sys
 from pathlib import Path
 from isr_lightning.data import VideoPairDataModule
-from isr_lightning.data.stream import VideoPairLoader
+from isr_lightning.data.loader import VideoPairLoader
 
 def used_once(root):
     data = VideoPairDataModule(root=root, image_size=(32, 16), batch_size=2, batches_per_epoch=2,

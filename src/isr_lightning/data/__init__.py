@@ -25,8 +25,8 @@ _EXPORTS = {
     "DataRootError": "sources",
     "discover_clips": "sources",
     "read_manifest": "sources",
-    "SKIP_REASONS": "stream",
-    "VideoPairLoader": "stream",
+    "SKIP_REASONS": "clip_index",
+    "VideoPairLoader": "loader",
     "VideoPairStream": "stream",
     "IMAGENET_MEAN": "transforms",
     "IMAGENET_STD": "transforms",
@@ -70,8 +70,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from isr_lightning.data.clip_index import SKIP_REASONS
     from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
     from isr_lightning.data.datamodule import VideoPairDataModule
+    from isr_lightning.data.loader import VideoPairLoader
     from isr_lightning.data.mot import (
         FrameBoxes,
         MalformedDetectionsError,
@@ -80,7 +82,7 @@ if TYPE_CHECKING:
         write_mot_file,
     )
     from isr_lightning.data.sources import VIDEO_EXTENSIONS, Clip, DataRootError, discover_clips, read_manifest
-    from isr_lightning.data.stream import SKIP_REASONS, VideoPairLoader, VideoPairStream
+    from isr_lightning.data.stream import VideoPairStream
     from isr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropTransform, crop_boxes
     from isr_lightning.data.video import (
         DecordVideoReader,

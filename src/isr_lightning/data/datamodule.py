@@ -9,8 +9,9 @@ from typing import Any
 
 from lightning.pytorch import LightningDataModule
 
+from isr_lightning.data.loader import VideoPairLoader
 from isr_lightning.data.sources import Clip, check_root, discover_clips
-from isr_lightning.data.stream import VideoPairLoader, VideoPairStream
+from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropTransform
 
 __all__ = ["VideoPairDataModule"]
@@ -40,6 +41,9 @@ class VideoPairDataModule(LightningDataModule):
         pairing: ``"temporal"`` (ISR) or ``"instance"`` (two views of one crop, the
             MoCo/SimCLR baseline).
         clips_per_batch: distinct clips per batch (default ``batch_size``).
+        pairs_per_visit: frame pairs drawn from a clip each time a worker opens it, one per
+            batch for that many consecutive batches (frames decoded in one pass; see
+            :class:`~isr_lightning.data.stream.VideoPairStream`).
         box_source: ``"detections"`` or ``"gt"`` (train on ground-truth boxes).
         score_threshold: minimum detection score (``None``: keep all).
         min_box_size: minimum box width/height in pixels (after clipping to the frame).
@@ -75,6 +79,7 @@ class VideoPairDataModule(LightningDataModule):
         delta_seconds: tuple[float, float] | None = None,
         pairing: str = "temporal",
         clips_per_batch: int | None = None,
+        pairs_per_visit: int = 8,
         box_source: str = "detections",
         score_threshold: float | None = None,
         min_box_size: float = 8.0,
@@ -147,6 +152,7 @@ class VideoPairDataModule(LightningDataModule):
             delta_seconds=None if h.delta_seconds is None else tuple(h.delta_seconds),
             pairing=h.pairing,
             clips_per_batch=h.clips_per_batch,
+            pairs_per_visit=h.pairs_per_visit,
             box_source=h.box_source,
             score_threshold=h.score_threshold,
             min_box_size=h.min_box_size,
@@ -160,10 +166,7 @@ class VideoPairDataModule(LightningDataModule):
             decode_threads=h.decode_threads,
             video_backend=h.video_backend,
         )
-        trainer = self.trainer
-        if trainer is not None:
-            self.stream.rank, self.stream.world_size = trainer.global_rank, trainer.world_size
-        num_shards = self.stream.world_size * max(1, h.num_workers)
+        num_shards = self._world_size() * max(1, h.num_workers)
         if len(self.clips) < num_shards:
             log.warning("%d clips for %d shards (ranks x workers): shards share clips", len(self.clips), num_shards)
 
@@ -184,6 +187,9 @@ class VideoPairDataModule(LightningDataModule):
             self._pending_state = None
         return self._loader
 
+    def _world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
     def _consumed(self, counted: int) -> int:
         # Lightning fetches one batch ahead: count what the training loop has processed.
         trainer = self.trainer
@@ -201,11 +207,10 @@ class VideoPairDataModule(LightningDataModule):
             state = dict(self._pending_state or {"epoch": 0, "batches_consumed": 0})
         else:
             state = self._loader.state_dict()
-        world = self.stream.world_size if self.stream is not None else 1
         state.update(
             seed=h.seed,
             num_workers=h.num_workers,
-            world_size=world,
+            world_size=self._world_size(),
             batches_per_epoch=h.batches_per_epoch,
         )
         return state

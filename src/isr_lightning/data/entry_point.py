@@ -1,6 +1,6 @@
 """Catch the script that starts loader workers from its top level without a ``__main__`` guard.
 
-Loader workers start from a ``forkserver`` (see :class:`~isr_lightning.data.stream.VideoPairLoader`),
+Loader workers start from a ``forkserver`` (see :class:`~isr_lightning.data.loader.VideoPairLoader`),
 and a worker started that way (or by ``spawn``) imports the main script again before it runs.
 A script that calls ``trainer.fit(...)`` at module level, outside
 ``if __name__ == "__main__":``, therefore runs again inside every worker: a second model, a

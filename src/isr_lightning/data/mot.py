@@ -18,11 +18,15 @@ from dataclasses import dataclass
 
 import fsspec
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from isr_lightning.data.boxes import box_iou
 
 __all__ = [
     "DETECTION_DECIMALS",
     "FrameBoxes",
     "MalformedDetectionsError",
+    "assign_gt_ids",
     "detection_rows",
     "filter_boxes",
     "format_mot_rows",
@@ -258,6 +262,29 @@ def filter_boxes(frame_boxes: FrameBoxes, width: int, height: int, min_size: flo
     keep = inside & (w >= max(1.0, min_size)) & (h >= max(1.0, min_size))
     boxes = np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)[keep]
     return FrameBoxes(boxes, frame_boxes.ids[keep], frame_boxes.scores[keep])
+
+
+def assign_gt_ids(detections: FrameBoxes, gt: FrameBoxes | None, min_iou: float = 0.5) -> FrameBoxes:
+    """Give detections the ids of the ground-truth boxes they match one-to-one.
+
+    Detections and ground-truth boxes are matched by maximum total IoU (Hungarian); a matched
+    detection with IoU ``>= min_iou`` takes its ground-truth id, every other one gets ``-1``.
+
+    Args:
+        detections: ``K`` detected boxes of one frame (ids ignored).
+        gt: ``M`` ground-truth boxes of the same frame, or ``None``.
+        min_iou: IoU a match needs.
+
+    Returns:
+        The detections with ``(K,)`` ids.
+    """
+    ids = np.full(len(detections), -1, dtype=np.int64)
+    if gt is not None and len(gt) and len(detections):
+        iou = box_iou(detections.boxes, gt.boxes)
+        rows, cols = linear_sum_assignment(iou, maximize=True)
+        ok = iou[rows, cols] >= min_iou
+        ids[rows[ok]] = gt.ids[cols[ok]]
+    return FrameBoxes(detections.boxes, ids, detections.scores)
 
 
 def detection_rows(frame: int, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The streaming frame-pair dataset: sharded, reseeded per epoch, resumable.
+"""The streaming frame-pair dataset: sharded, reseeded per epoch, resumable, one decode per visit.
 
 Every batch is a pure function of ``(seed, epoch, rank, batch number)`` and of the files, so
 
@@ -7,14 +7,15 @@ Every batch is a pure function of ``(seed, epoch, rank, batch number)`` and of t
 * resuming after ``k`` consumed batches just starts at batch ``k``: nothing before it is
   decoded again, nothing after it changes.
 
-Sharding: at each epoch the clip list is permuted with ``(seed, epoch)`` (identical on every
-rank) and split into ``world_size * num_workers`` shards, ``shard = perm[s::S]`` with
-``s = rank * num_workers + worker``. Batch ``b`` of a rank belongs to shard
-``worker = b % num_workers`` and draws its clips from a window of that shard's permuted
-order (``clips_per_batch`` clips, cyclically), so batches mix clips and a bad clip is
-replaced by the next one of the shard. When there are fewer clips than shards, shard ``s``
-gets clip ``perm[s % num_clips]`` (clips are then shared between shards; the pairs still
-differ because every batch has its own random draw).
+Batch ``b`` of a rank belongs to dataloader worker ``b % num_workers``, which reads its shard of
+the clips (:class:`~isr_lightning.data.sharding.Shard`). A worker's batches come in *visits*:
+``pairs_per_visit`` consecutive batches of the worker share ``clips_per_batch`` clips from a
+window of the shard's permuted order (cyclically). A visit opens each of its clips once, draws
+``pairs_per_visit`` frame pairs from it, decodes all their frames in one sorted pass (decoding
+forward, not seeking for each frame) and keeps only the resized uint8 crops; batch ``j`` of the
+visit takes pair ``j`` of every clip and augments it. Each batch therefore holds at most one
+pair per clip: two pairs of one clip in a batch would share people, who would then be each
+other's negatives. A bad clip is replaced by the next one of the shard.
 """
 
 from __future__ import annotations
@@ -22,61 +23,51 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch import Tensor
+from torch.utils.data import IterableDataset, get_worker_info
 
 from isr_lightning.batch import FramePairBatch
-from isr_lightning.data.boxes import box_iou
+from isr_lightning.data.clip_index import BoxSelection, ClipIndex, SkipItem, delta_range, read_clip_boxes
 from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
-from isr_lightning.data.entry_point import check_entry_point_guard
-from isr_lightning.data.mot import FrameBoxes, MalformedDetectionsError, filter_boxes, read_mot_file
+from isr_lightning.data.mot import FrameBoxes
+from isr_lightning.data.sharding import Shard, distributed_position
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import CropTransform, crop_boxes
 from isr_lightning.data.video import FrameReader, UnreadableVideoError, open_reader
 
-__all__ = ["SKIP_REASONS", "SkipItem", "VideoPairLoader", "VideoPairStream"]
+__all__ = ["VideoPairStream"]
 
 log = logging.getLogger(__name__)
 
-SKIP_REASONS = (
-    "unreadable_video",
-    "missing_detections",
-    "malformed_detections",
-    "clip_too_short",
-    "too_few_people",
-)
-
-
 _INHERITED_READERS: list[object] = []
-
-
-class SkipItem(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """A clip cannot give a frame pair; ``reason`` is one of :data:`SKIP_REASONS`."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-@dataclass
-class _ClipIndex:
-    """What a clip's files say, parsed once per worker: boxes per frame and sampling bounds."""
-
-    frames: dict[int, FrameBoxes]  # MOT frame number -> filtered boxes (ids = gt ids or -1)
-    valid: np.ndarray  # sorted frame numbers with enough boxes
-    delta: tuple[int, int]
 
 
 @dataclass
 class _OpenClip:
     reader: FrameReader
-    index: _ClipIndex
+    index: ClipIndex
+
+
+@dataclass
+class _ResizedPair:
+    """One frame pair of a visit, cut and resized, not yet augmented."""
+
+    crops: tuple[Tensor, Tensor]  # ((Ka, 3, H, W), (Kb, 3, H, W)) uint8
+    boxes: tuple[FrameBoxes, FrameBoxes]
+    frame_ids: tuple[int, int]
+
+
+@dataclass
+class _Visit:
+    """The clips of ``pairs_per_visit`` consecutive batches of a worker, with their pairs."""
+
+    clips: list[tuple[int, list[_ResizedPair]]]  # (clip index, pairs) in batch order
+    skipped: Counter[str]
 
 
 class VideoPairStream(IterableDataset):
@@ -94,6 +85,10 @@ class VideoPairStream(IterableDataset):
             two augmented views of each crop).
         clips_per_batch: distinct clips a batch draws its pairs from (default
             ``batch_size``).
+        pairs_per_visit: frame pairs drawn from a clip each time it is opened, one per batch
+            for that many consecutive batches of the worker. Decoding their frames together
+            costs little more than decoding one pair's (``docs/benchmarks.md``); ``1`` opens
+            fresh clips for every batch.
         box_source: ``"detections"`` (the clip's MOT detection file) or ``"gt"`` (its
             ground-truth file, for diagnostics and ablations).
         score_threshold: minimum detection score.
@@ -125,6 +120,7 @@ class VideoPairStream(IterableDataset):
         delta_seconds: tuple[float, float] | None = None,
         pairing: str = "temporal",
         clips_per_batch: int | None = None,
+        pairs_per_visit: int = 8,
         box_source: str = "detections",
         score_threshold: float | None = None,
         min_box_size: float = 8.0,
@@ -144,16 +140,16 @@ class VideoPairStream(IterableDataset):
             raise ValueError("VideoPairStream needs at least one clip")
         if pairing not in ("temporal", "instance"):
             raise ValueError(f"pairing must be 'temporal' or 'instance', got {pairing!r}")
-        if box_source not in ("detections", "gt"):
-            raise ValueError(f"box_source must be 'detections' or 'gt', got {box_source!r}")
-        if batch_size < 1 or batches_per_epoch < 1:
-            raise ValueError("batch_size and batches_per_epoch must be >= 1")
+        if batch_size < 1 or batches_per_epoch < 1 or pairs_per_visit < 1:
+            raise ValueError("batch_size, batches_per_epoch and pairs_per_visit must be >= 1")
         if not 0 <= delta_frames[0] <= delta_frames[1]:
             raise ValueError(f"delta_frames must be 0 <= min <= max, got {delta_frames}")
         if pairing == "temporal" and delta_seconds is None and delta_frames[1] < 1:
             raise ValueError("temporal pairing needs delta_frames max >= 1")
         if max_crops_per_pair is not None and max_crops_per_pair < 2:
             raise ValueError("max_crops_per_pair must be >= 2")
+        if video_backend not in ("decord", "pyav"):
+            raise ValueError(f"video_backend must be 'decord' or 'pyav', got {video_backend!r}")
         self.clips = list(clips)
         self.transform = transform
         self.batch_size = batch_size
@@ -162,35 +158,35 @@ class VideoPairStream(IterableDataset):
         self.delta_seconds = delta_seconds
         self.pairing = pairing
         self.clips_per_batch = max(1, clips_per_batch or batch_size)
-        self.box_source = box_source
-        self.score_threshold = score_threshold
-        self.min_box_size = min_box_size
+        self.pairs_per_visit = pairs_per_visit
+        self.boxes = BoxSelection(
+            source=box_source,
+            score_threshold=score_threshold,
+            min_box_size=min_box_size,
+            gt_classes=None if gt_classes is None else tuple(gt_classes),
+            min_visibility=min_visibility,
+            gt_iou=gt_iou,
+        )
         self.min_crops_per_frame = max(1, min_crops_per_frame)
         self.max_crops_per_pair = max_crops_per_pair
         self.max_crops_per_batch = max_crops_per_batch
-        self.gt_classes = None if gt_classes is None else tuple(gt_classes)
-        self.min_visibility = min_visibility
-        self.gt_iou = gt_iou
         self.seed = seed
         self.decode_threads = decode_threads
         self.reader_cache = reader_cache
         self.index_cache = index_cache
-        if video_backend not in ("decord", "pyav"):
-            raise ValueError(f"video_backend must be 'decord' or 'pyav', got {video_backend!r}")
         self.video_backend = video_backend
-        # set in the main process before workers start (see VideoPairLoader)
-        self.rank = 0
-        self.world_size = 1
+        # where the next iteration starts; the loader sets them before workers start
+        self.rank, self.world_size = 0, 1
         self.epoch = 0
         self.start_batch = 0
-        # per-process caches (rebuilt in each worker)
         self._reset_caches()
 
     def _reset_caches(self) -> None:
         # open readers hold decoder handles and file offsets: never share them across processes
         self._pid: int | None = os.getpid()
         self._open: OrderedDict[int, _OpenClip] = OrderedDict()
-        self._index: OrderedDict[int, _ClipIndex] = OrderedDict()
+        self._index: OrderedDict[int, ClipIndex] = OrderedDict()
+        self._visit: tuple[tuple, _Visit] | None = None
         self._bad: dict[int, str] = {}
         self._warned: set[str] = set()
 
@@ -200,7 +196,7 @@ class VideoPairStream(IterableDataset):
     def __getstate__(self) -> dict:
         # open readers hold decoder handles: workers (fork or spawn) reopen their own clips
         state = self.__dict__.copy()
-        state["_open"], state["_index"] = OrderedDict(), OrderedDict()
+        state["_open"], state["_index"], state["_visit"] = OrderedDict(), OrderedDict(), None
         state["_bad"], state["_warned"], state["_pid"] = {}, set(), None
         return state
 
@@ -208,67 +204,11 @@ class VideoPairStream(IterableDataset):
         """Select the epoch (reseeds clip order and draws)."""
         self.epoch = int(epoch)
 
-    # ------------------------------------------------------------------ sharding
     def shard(self, epoch: int, rank: int, world_size: int, worker: int, num_workers: int) -> list[int]:
         """Clip indices of shard ``(rank, worker)`` at ``epoch``, in their epoch order."""
-        n = len(self.clips)
-        perm = np.random.default_rng([self.seed, epoch, 0x5EED]).permutation(n)
-        num_shards = world_size * num_workers
-        s = rank * num_workers + worker
-        if n >= num_shards:
-            return perm[s::num_shards].tolist()
-        return [int(perm[s % n])]
+        return Shard(rank, world_size, worker, num_workers).items(len(self.clips), self.seed, epoch)
 
     # ------------------------------------------------------------------ clip loading
-    def _boxes_of(self, clip: Clip, reader: FrameReader) -> dict[int, FrameBoxes]:
-        path = clip.gt if self.box_source == "gt" else clip.detections
-        if self.box_source == "gt" and path is None:
-            raise SkipItem("missing_detections", f"{clip.clip_id}: no ground-truth file")
-        if path is None:
-            raise SkipItem("missing_detections", f"{clip.clip_id}: no detection file")
-        try:
-            raw = read_mot_file(
-                path,
-                is_gt=self.box_source == "gt",
-                score_threshold=self.score_threshold,
-                gt_classes=self.gt_classes,
-                min_visibility=self.min_visibility,
-            )
-        except FileNotFoundError as err:
-            raise SkipItem("missing_detections", f"detections not found: {path}") from err
-        except (MalformedDetectionsError, ValueError, UnicodeError) as err:
-            raise SkipItem("malformed_detections", f"malformed detections {path}: {err}") from err
-        gt = None
-        if self.box_source == "detections" and clip.gt is not None:
-            try:
-                gt = read_mot_file(clip.gt, is_gt=True, gt_classes=self.gt_classes, min_visibility=self.min_visibility)
-            except (OSError, ValueError) as err:  # diagnostics only: warn, keep training
-                self._warn(clip.gt, f"ignoring ground truth {clip.gt}: {err}")
-        frames = {}
-        for f, fb in raw.items():
-            if not 1 <= f <= reader.num_frames:
-                continue
-            fb = filter_boxes(fb, reader.width, reader.height, self.min_box_size)
-            if self.box_source == "detections":
-                ids = np.full(len(fb), -1, dtype=np.int64)
-                g = gt.get(f) if gt is not None else None
-                if g is not None and len(g) and len(fb):
-                    iou = box_iou(fb.boxes, g.boxes)
-                    r, c = linear_sum_assignment(iou, maximize=True)
-                    ok = iou[r, c] >= self.gt_iou
-                    ids[r[ok]] = g.ids[c[ok]]
-                fb = FrameBoxes(fb.boxes, ids, fb.scores)
-            frames[f] = fb
-        return frames
-
-    def _delta(self, reader: FrameReader) -> tuple[int, int]:
-        if self.pairing == "instance":
-            return (0, 0)
-        if self.delta_seconds is not None:
-            lo = max(1, round(self.delta_seconds[0] * reader.fps))
-            return lo, max(lo, round(self.delta_seconds[1] * reader.fps))
-        return max(1, self.delta_frames[0]), self.delta_frames[1]
-
     def _open_clip(self, index: int) -> _OpenClip:
         if index in self._open:
             self._open.move_to_end(index)
@@ -284,40 +224,19 @@ class VideoPairStream(IterableDataset):
             self._open.popitem(last=False)
         return opened
 
-    def _clip_index(self, index: int, reader: FrameReader) -> _ClipIndex:
+    def _clip_index(self, index: int, reader: FrameReader) -> ClipIndex:
         if index in self._index:
             self._index.move_to_end(index)
             return self._index[index]
         clip = self.clips[index]
-        frames = self._boxes_of(clip, reader)
-        delta = self._delta(reader)
-        valid = np.array(sorted(f for f, fb in frames.items() if len(fb) >= self.min_crops_per_frame), dtype=np.int64)
-        if self.pairing == "temporal" and reader.num_frames - 1 < delta[0]:
-            raise SkipItem(
-                "clip_too_short",
-                f"{clip.source}: {reader.num_frames} frames, shorter than delta {delta[0]}",
-            )
-        parsed = _ClipIndex(frames, valid, delta)
-        if self.pairing == "temporal":
-            lo, hi = self._pair_bounds(parsed)
-            if int((hi - lo).sum()) == 0:
-                raise SkipItem(
-                    "too_few_people",
-                    f"{clip.source}: no frames {delta[0]}-{delta[1]} apart both with "
-                    f">= {self.min_crops_per_frame} boxes",
-                )
-        elif len(valid) == 0:
-            raise SkipItem("too_few_people", f"{clip.source}: no frame with >= {self.min_crops_per_frame} boxes")
+        frames = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.boxes, self._warn)
+        delta = delta_range(self.pairing, reader.fps, self.delta_frames, self.delta_seconds)
+        parsed = ClipIndex.build(frames, delta, self.min_crops_per_frame)
+        parsed.check_usable(clip.source, reader.num_frames, self.min_crops_per_frame)
         self._index[index] = parsed
         while len(self._index) > self.index_cache:
             self._index.popitem(last=False)
         return parsed
-
-    @staticmethod
-    def _pair_bounds(c: _ClipIndex) -> tuple[np.ndarray, np.ndarray]:
-        lo = np.searchsorted(c.valid, c.valid + c.delta[0], side="left")
-        hi = np.searchsorted(c.valid, c.valid + c.delta[1], side="right")
-        return lo, np.maximum(hi, lo)
 
     def _warn(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -325,49 +244,80 @@ class VideoPairStream(IterableDataset):
             log.warning("skipping: %s", message)
 
     # ------------------------------------------------------------------ sampling
-    def sample_frames(self, c: _ClipIndex, rng: np.random.Generator) -> tuple[int, int]:
-        """Draw MOT frame numbers ``(t, t + delta)`` uniformly over the valid pairs of a clip."""
-        if self.pairing == "instance":
-            t = int(c.valid[rng.integers(len(c.valid))])
-            return t, t
-        lo, hi = self._pair_bounds(c)
-        counts = hi - lo
-        cum = np.cumsum(counts)
-        r = int(rng.integers(cum[-1]))
-        i = int(np.searchsorted(cum, r, side="right"))
-        before = int(cum[i - 1]) if i else 0
-        return int(c.valid[i]), int(c.valid[lo[i] + r - before])
-
-    def _subset(self, fb: FrameBoxes, cap: int | None, rng: np.random.Generator) -> FrameBoxes:
+    def _subset(self, fb: FrameBoxes, rng: np.random.Generator) -> FrameBoxes:
+        cap = None if self.max_crops_per_pair is None else self.max_crops_per_pair // 2
         if cap is None or len(fb) <= cap:
             return fb
         return fb.select(np.sort(rng.choice(len(fb), size=cap, replace=False)))
 
-    def _make_sample(self, index: int, rng: np.random.Generator) -> FramePairSample:
+    def _visit_clip(self, index: int, rng: np.random.Generator) -> list[_ResizedPair]:
+        """Draw ``pairs_per_visit`` pairs of clip ``index``, decode them in one pass, cut and resize."""
         c = self._open_clip(index)
-        t, u = self.sample_frames(c.index, rng)
-        cap = None if self.max_crops_per_pair is None else self.max_crops_per_pair // 2
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        pairs = [c.index.sample_pair(rng) for _ in range(self.pairs_per_visit)]
+        boxes = [(self._subset(c.index.frames[t], rng), self._subset(c.index.frames[u], rng)) for t, u in pairs]
+        needed = sorted({f for pair in pairs for f in pair})
         try:
-            frames = c.reader.get_frames([t - 1] if t == u else [t - 1, u - 1])
+            decoded = c.reader.get_frames([f - 1 for f in needed])
         except (UnreadableVideoError, IndexError) as err:
             self._open.pop(index, None)
             raise SkipItem("unreadable_video", str(err)) from err
-        fa = self._subset(c.index.frames[t], cap, rng)
-        raw_a = self.transform.resize(crop_boxes(frames[0], fa.boxes))
-        if self.pairing == "instance":
-            fb, crops_a = fa, self.transform.from_resized(raw_a, gen)
-            crops_b = self.transform.from_resized(raw_a, gen)
-        else:
-            fb = self._subset(c.index.frames[u], cap, rng)
-            crops_a = self.transform.from_resized(raw_a, gen)
-            crops_b = self.transform(crop_boxes(frames[1], fb.boxes), gen)
+        frame = dict(zip(needed, decoded))
+        out = []
+        for (t, u), (fa, fb) in zip(pairs, boxes):
+            crops_a = self.transform.resize(crop_boxes(frame[t], fa.boxes))
+            crops_b = crops_a if t == u else self.transform.resize(crop_boxes(frame[u], fb.boxes))
+            out.append(_ResizedPair((crops_a, crops_b), (fa, fb), (t, u)))
+        return out
+
+    def _plan_visit(self, epoch: int, shard: Shard, visit: int) -> _Visit:
+        """The clips of visit ``visit`` of ``shard`` and their pairs (bad clips replaced)."""
+        clips = self.shard(epoch, shard.rank, shard.world_size, shard.worker, shard.num_workers)
+        rng = np.random.default_rng([self.seed, epoch, shard.rank, shard.worker, visit, 0x715])
+        cpb = self.clips_per_batch
+        slots = [visit * cpb + k for k in range(cpb)]
+        reserve = (visit + 1) * cpb
+        limit = len(clips) + cpb
+        skipped: Counter[str] = Counter()
+        planned: list[tuple[int, list[_ResizedPair]]] = []
+        tries = 0
+        i = 0
+        while len(planned) < self.batch_size and slots:
+            slot = i % len(slots)
+            index = clips[slots[slot] % len(clips)]
+            pairs = None
+            if index not in self._bad:
+                try:
+                    pairs = self._visit_clip(index, rng)
+                except SkipItem as err:
+                    self._bad[index] = err.reason
+                    skipped[err.reason] += 1
+                    self._warn(self.clips[index].source, f"[{err.reason}] clip {self.clips[index].source}: {err}")
+            if pairs is None:
+                tries += 1
+                if tries <= limit:
+                    slots[slot] = reserve
+                    reserve += 1
+                else:
+                    slots.pop(slot)
+                continue
+            planned.append((index, pairs))
+            i += 1
+        if not planned:
+            reasons = Counter(self._bad[i] for i in clips if i in self._bad)
+            raise RuntimeError(
+                f"no usable clip in shard (rank {shard.rank}, worker {shard.worker}) of {len(clips)} clips; "
+                f"reasons: {dict(reasons)}; first: {self.clips[clips[0]].source}"
+            )
+        return _Visit(planned, skipped)
+
+    def _augment(self, index: int, pair: _ResizedPair, gen: torch.Generator) -> FramePairSample:
+        fa, fb = pair.boxes
         return FramePairSample(
-            crops=(crops_a, crops_b),
+            crops=(self.transform.from_resized(pair.crops[0], gen), self.transform.from_resized(pair.crops[1], gen)),
             boxes=(torch.from_numpy(fa.boxes.copy()), torch.from_numpy(fb.boxes.copy())),
             track_ids=(torch.from_numpy(fa.ids.copy()), torch.from_numpy(fb.ids.copy())),
             clip_index=index,
-            frame_ids=(t, u),
+            frame_ids=pair.frame_ids,
         )
 
     def make_batch(self, epoch: int, rank: int, world_size: int, num_workers: int, b: int) -> FramePairBatch:
@@ -382,52 +332,21 @@ class VideoPairStream(IterableDataset):
 
         Returns:
             The collated batch with ``batch_size`` frame pairs (fewer only when the shard has
-            too few usable clips left or the crop cap drops pairs).
+            too few usable clips left or the crop cap drops pairs). The first batch of a visit
+            reports the clips the visit skipped.
 
         Raises:
             RuntimeError: no clip of the shard can give a frame pair.
         """
-        worker, local = b % num_workers, b // num_workers
-        shard = self.shard(epoch, rank, world_size, worker, num_workers)
-        rng = np.random.default_rng([self.seed, epoch, rank, b])
-        cpb = self.clips_per_batch
-        slots = [local * cpb + k for k in range(cpb)]
-        reserve = (local + 1) * cpb
-        limit = len(shard) + cpb
-        skipped: Counter[str] = Counter()
-        samples: list[FramePairSample] = []
-        tries = 0
-        i = 0
-        while len(samples) < self.batch_size and slots:
-            slot = i % len(slots)
-            index = shard[slots[slot] % len(shard)]
-            if index in self._bad:
-                sample = None
-            else:
-                try:
-                    sample = self._make_sample(index, rng)
-                except SkipItem as err:
-                    self._bad[index] = err.reason
-                    skipped[err.reason] += 1
-                    self._warn(self.clips[index].source, f"[{err.reason}] clip {self.clips[index].source}: {err}")
-                    sample = None
-            if sample is None:
-                tries += 1
-                if tries <= limit:
-                    slots[slot] = reserve
-                    reserve += 1
-                else:
-                    slots.pop(slot)
-                continue
-            samples.append(sample)
-            i += 1
-        if not samples:
-            reasons = Counter(self._bad[i] for i in shard if i in self._bad)
-            raise RuntimeError(
-                f"no usable clip in shard (rank {rank}, worker {worker}) of {len(shard)} clips; "
-                f"reasons: {dict(reasons)}; first: {self.clips[shard[0]].source}"
-            )
-        return collate_frame_pairs(samples, self.max_crops_per_batch, skipped)
+        shard = Shard(rank, world_size, b % num_workers, num_workers)
+        visit, turn = divmod(b // num_workers, self.pairs_per_visit)
+        key = (epoch, shard, visit)
+        if self._visit is None or self._visit[0] != key:
+            self._visit = (key, self._plan_visit(epoch, shard, visit))
+        planned = self._visit[1]
+        gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, rank, b]).integers(2**62)))
+        samples = [self._augment(index, pairs[turn], gen) for index, pairs in planned.clips]
+        return collate_frame_pairs(samples, self.max_crops_per_batch, planned.skipped if turn == 0 else None)
 
     def __iter__(self):
         if self._pid != os.getpid():  # a forked worker: reopen its own clips
@@ -438,100 +357,7 @@ class VideoPairStream(IterableDataset):
         info = get_worker_info()
         num_workers, worker = (info.num_workers, info.id) if info else (1, 0)
         rank, world_size = self.rank, self.world_size
-        if info is None and torch.distributed.is_available() and torch.distributed.is_initialized():
-            rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        if info is None and distributed_position()[1] > 1:  # iterated in the main process under DDP
+            rank, world_size = distributed_position()
         for b in range(self.start_batch + worker, self.batches_per_epoch, num_workers):
             yield self.make_batch(self.epoch, rank, world_size, num_workers, b)
-
-
-def _start_method(context: Any) -> str | None:
-    """The start method of a DataLoader's ``multiprocessing_context`` (a name or a context)."""
-    if context is None or isinstance(context, str):
-        return context
-    return context.get_start_method()
-
-
-def _identity(x: FramePairBatch) -> FramePairBatch:
-    return x
-
-
-class VideoPairLoader(DataLoader):
-    """A :class:`~torch.utils.data.DataLoader` over a :class:`VideoPairStream`, resumable.
-
-    It counts the batches handed to the consumer, so the position in the epoch can be saved
-    (``state_dict``) and restored (``load_state_dict``); Lightning does both for a stateful
-    loader, and :class:`VideoPairDataModule` does it too.
-
-    Workers are not persistent: the epoch, rank and start batch are sent to fresh workers
-    at each ``iter()``. They start from a ``forkserver`` by default, not by ``fork``: a
-    forked child inherits the parent's video decoders (of any stream the process used
-    before), and destroying one whose decoding threads live in the parent deadlocks. As with
-    any spawned worker, a script must guard its entry point with ``if __name__ ==
-    "__main__":`` (workers import the main script again); iterating the loader from an
-    unguarded script's top level raises
-    :class:`~isr_lightning.data.entry_point.UnguardedEntryPointError` before any worker
-    starts. ``epoch_fn`` (e.g. ``lambda: trainer.current_epoch``) gives the epoch;
-    without it the loader counts its own ``iter()`` calls.
-
-    Args:
-        stream: the dataset.
-        num_workers: worker processes (the sharding unit with the rank).
-        epoch_fn: returns the epoch to iterate.
-        **kwargs: other :class:`~torch.utils.data.DataLoader` options (``pin_memory``,
-            ``prefetch_factor``, ``multiprocessing_context``...).
-    """
-
-    def __init__(self, stream: VideoPairStream, num_workers: int = 0, epoch_fn=None, **kwargs) -> None:
-        kwargs.pop("persistent_workers", None)
-        if num_workers > 0:
-            kwargs.setdefault("multiprocessing_context", "forkserver")
-        super().__init__(stream, batch_size=None, num_workers=num_workers, collate_fn=_identity, **kwargs)
-        self.stream = stream
-        self.epoch_fn = epoch_fn
-        self.epoch = -1
-        self.batches_consumed = 0
-        self._resume: tuple[int, int] | None = None
-        self._next_epoch = 0
-        # returns the batches really consumed (Lightning fetches one ahead); None: count here
-        self.consumed_fn: Callable[[int], int] | None = None
-
-    def state_dict(self) -> dict[str, int]:
-        """``{"epoch", "batches_consumed"}``: where the next iteration continues."""
-        if self.epoch < 0:
-            if self._resume is not None:
-                return {"epoch": self._resume[0], "batches_consumed": self._resume[1]}
-            return {"epoch": 0, "batches_consumed": 0}
-        consumed = self.batches_consumed
-        if self.consumed_fn is not None:
-            consumed = self.consumed_fn(consumed)
-        return {"epoch": self.epoch, "batches_consumed": consumed}
-
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        """Continue at a saved position (see :meth:`resume`)."""
-        self.resume(int(state_dict["epoch"]), int(state_dict["batches_consumed"]))
-
-    def resume(self, epoch: int, batches_consumed: int) -> None:
-        """Make the next ``iter()`` of ``epoch`` start after ``batches_consumed`` batches."""
-        if batches_consumed >= self.stream.batches_per_epoch:
-            epoch, batches_consumed = epoch + 1, 0
-        self._resume = (int(epoch), int(batches_consumed))
-        self._next_epoch = int(epoch)
-
-    def __iter__(self):
-        epoch = int(self.epoch_fn()) if self.epoch_fn is not None else self._next_epoch
-        start = 0
-        if self._resume is not None and self._resume[0] == epoch:
-            start = self._resume[1]
-        self._resume = None
-        self.epoch, self._next_epoch = epoch, epoch + 1
-        self.stream.set_epoch(epoch)
-        self.stream.start_batch = start
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            self.stream.rank = torch.distributed.get_rank()
-            self.stream.world_size = torch.distributed.get_world_size()
-        self.batches_consumed = start
-        if self.num_workers > 0:
-            check_entry_point_guard(_start_method(self.multiprocessing_context))
-        for batch in super().__iter__():
-            self.batches_consumed += 1
-            yield batch

@@ -1,8 +1,9 @@
 """Person-crop transforms: resize, ReID augmentation, normalisation.
 
-Crops of different sizes are resized one by one (bilinear, antialiased) to ``(H, W)`` and
-stacked; augmentation then runs on the ``(K, 3, H, W)`` batch with per-crop random draws
-from a :class:`torch.Generator`, so a seeded stream is reproducible.
+Crops of different sizes are resized one by one (bilinear, antialiased, on uint8:
+:func:`resize_crops`) to ``(H, W)`` and stacked; augmentation then runs on the
+``(K, 3, H, W)`` batch with per-crop random draws from a :class:`torch.Generator`, so a seeded
+stream is reproducible.
 """
 
 from __future__ import annotations
@@ -16,10 +17,33 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CropTransform", "crop_boxes"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CropTransform", "crop_boxes", "resize_crops"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resize_crops(crops: Sequence[np.ndarray], size: tuple[int, int]) -> Tensor:
+    """The library's one resize of person crops: bilinear, antialiased, on uint8.
+
+    Training (from video or from crop shards), evaluation and prediction all resize crops
+    with this function, so the model sees the same pixels wherever a crop comes from.
+
+    Args:
+        crops: ``K`` uint8 ``(h_k, w_k, 3)`` RGB arrays.
+        size: output ``(H, W)``.
+
+    Returns:
+        ``(K, 3, H, W)`` uint8.
+    """
+    h, w = size
+    out = torch.empty(len(crops), 3, h, w, dtype=torch.uint8)
+    for k, crop in enumerate(crops):
+        t = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)
+        if t.shape[1:] != (h, w):
+            t = F.interpolate(t[None], size=(h, w), mode="bilinear", align_corners=False, antialias=True)[0]
+        out[k] = t
+    return out
 
 
 def crop_boxes(frame: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
@@ -66,24 +90,15 @@ class CropTransform:
     erase_p: float = 0.5
 
     def resize(self, crops: Sequence[np.ndarray]) -> Tensor:
-        """Resize crops to ``image_size``.
+        """Resize crops to ``image_size`` (see :func:`resize_crops`).
 
         Args:
             crops: ``K`` uint8 ``(h_k, w_k, 3)`` arrays.
 
         Returns:
-            ``(K, 3, H, W)`` float in ``[0, 1]``.
+            ``(K, 3, H, W)`` uint8.
         """
-        h, w = self.image_size
-        if not crops:
-            return torch.zeros(0, 3, h, w)
-        out = torch.empty(len(crops), 3, h, w)
-        for k, crop in enumerate(crops):
-            t = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().div_(255.0)
-            if t.shape[1:] != (h, w):
-                t = F.interpolate(t[None], size=(h, w), mode="bilinear", align_corners=False, antialias=True)[0]
-            out[k] = t
-        return out.clamp_(0.0, 1.0)
+        return resize_crops(crops, self.image_size)
 
     def normalize(self, x: Tensor) -> Tensor:
         """``(x - mean) / std`` per channel on ``(K, 3, H, W)``."""
@@ -159,7 +174,17 @@ class CropTransform:
         return self.from_resized(self.resize(crops), generator)
 
     def from_resized(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Augment (in train mode) and normalise already resized ``(K, 3, H, W)`` crops."""
+        """Augment (in train mode) and normalise already resized ``(K, 3, H, W)`` crops.
+
+        Args:
+            x: uint8 crops (as :meth:`resize` gives them) or float crops in ``[0, 1]``.
+            generator: random source for augmentation.
+
+        Returns:
+            ``(K, 3, H, W)`` float32 normalised crops.
+        """
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
         if self.train:
             x = self.augment(x, generator)
         x = self.normalize(x)
