@@ -126,3 +126,24 @@ def test_train_transform_shapes_and_normalisation():
     assert a.shape == (2, 3, 224, 224)
     torch.testing.assert_close(a, b)  # seeded: reproducible
     assert not torch.allclose(a, CropTransform(image_size=(224, 224), train=False)(crops))
+
+
+def test_training_evaluation_and_predict_see_the_same_crop_tensor(tmp_path):
+    from PIL import Image
+
+    from isr_lightning.evaluation.datasets import eval_transform
+    from isr_lightning.predict import ImageFolderDataset
+
+    crop = np.random.default_rng(0).integers(0, 256, size=(41, 17, 3), dtype=np.uint8)
+    config = {"input_size": (3, 32, 16), "mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3)}
+    Image.fromarray(crop).save(tmp_path / "crop.png")
+    training = CropTransform(image_size=(32, 16), mean=config["mean"], std=config["std"], train=False)([crop])[0]
+    evaluation = eval_transform(config)(Image.open(tmp_path / "crop.png"))
+    predicted = ImageFolderDataset(tmp_path, config)[0][0]
+    torch.testing.assert_close(evaluation, training, rtol=0, atol=0)
+    torch.testing.assert_close(predicted, training, rtol=0, atol=0)
+    # against a hand-made reference: float bilinear resize, rounded to uint8, then normalised
+    region = torch.from_numpy(crop).permute(2, 0, 1).float()[None]
+    resized = torch.nn.functional.interpolate(region, size=(32, 16), mode="bilinear", antialias=True)[0]
+    expected = (resized / 255 - torch.tensor(config["mean"]).view(3, 1, 1)) / torch.tensor(config["std"]).view(3, 1, 1)
+    torch.testing.assert_close(training, expected, rtol=0, atol=1 / 255 / 0.2 + 1e-5)

@@ -201,6 +201,31 @@ class ClipIndex:
         before = int(cum[i - 1]) if i else 0
         return int(self.valid[i]), int(self.valid[lo[i] + r - before])
 
+    def sample_visit(self, rng: np.random.Generator, count: int) -> list[tuple[int, int]]:
+        """Draw ``count`` frame pairs that lie close together, to be decoded in one pass.
+
+        The first pair is drawn uniformly over the clip's valid pairs (:meth:`sample_pair`);
+        the others uniformly over the valid pairs inside a window of ``2 * delta_max + 1``
+        frames placed uniformly at random around the first pair, so decoding them all costs
+        about one window of frames wherever the clip's keyframes are. Instance pairs (one
+        frame each) are drawn from the whole clip.
+
+        Args:
+            rng: random source.
+            count: number of pairs.
+
+        Returns:
+            ``count`` pairs ``(t, t + delta)`` of MOT frame numbers.
+        """
+        first = self.sample_pair(rng)
+        if not self.temporal:
+            return [first] + [self.sample_pair(rng) for _ in range(count - 1)]
+        span = 2 * self.delta[1] + 1
+        start = int(rng.integers(first[1] - span + 1, first[0] + 1))
+        inside = self.valid[(self.valid >= start) & (self.valid < start + span)]
+        window = ClipIndex(self.frames, inside, self.delta)
+        return [first] + [window.sample_pair(rng) for _ in range(count - 1)]
+
     def check_usable(self, source: str, num_frames: int, min_crops: int) -> None:
         """Raise :class:`SkipItem` when the clip cannot give a single pair.
 

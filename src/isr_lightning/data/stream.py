@@ -253,7 +253,7 @@ class VideoPairStream(IterableDataset):
     def _visit_clip(self, index: int, rng: np.random.Generator) -> list[_ResizedPair]:
         """Draw ``pairs_per_visit`` pairs of clip ``index``, decode them in one pass, cut and resize."""
         c = self._open_clip(index)
-        pairs = [c.index.sample_pair(rng) for _ in range(self.pairs_per_visit)]
+        pairs = c.index.sample_visit(rng, self.pairs_per_visit)
         boxes = [(self._subset(c.index.frames[t], rng), self._subset(c.index.frames[u], rng)) for t, u in pairs]
         needed = sorted({f for pair in pairs for f in pair})
         try:

@@ -21,6 +21,7 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CropTransform", "crop_boxes", "resi
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+_GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights
 
 
 def resize_crops(crops: Sequence[np.ndarray], size: tuple[int, int]) -> Tensor:
@@ -130,13 +131,14 @@ class CropTransform:
             bright = 1 + (rand(k) * 2 - 1) * s
             contrast = 1 + (rand(k) * 2 - 1) * s
             sat = 1 + (rand(k) * 2 - 1) * s
-            x = x * bright.view(k, 1, 1, 1)
-            gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
-            x = (x - gray.mean(dim=(2, 3), keepdim=True)) * contrast.view(k, 1, 1, 1) + gray.mean(
-                dim=(2, 3), keepdim=True
-            )
-            gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
-            x = (x - gray) * sat.view(k, 1, 1, 1) + gray
+            # brightness b, contrast c (around the mean grey level m) and saturation s (around
+            # each pixel's grey level g) are linear: with G = grey(x) and M = mean(G), applied in
+            # that order they give s*c*b*x + (1 - s)*c*b*G + (1 - c)*b*M, one pass per term
+            cb = (contrast * bright).view(k, 1, 1, 1)
+            sat = sat.view(k, 1, 1, 1)
+            grey = torch.einsum("kchw,c->khw", x, x.new_tensor(_GREY)).unsqueeze(1)
+            offset = (1 - contrast.view(k, 1, 1, 1)) * bright.view(k, 1, 1, 1) * grey.mean(dim=(2, 3), keepdim=True)
+            x = (x * (sat * cb)).add_(grey * ((1 - sat) * cb)).add_(offset)
             x = x.clamp(0.0, 1.0)
         return x
 

@@ -19,6 +19,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from isr_lightning.data.transforms import CropTransform
+
 __all__ = [
     "DATASETS",
     "ReIDImageDataset",
@@ -316,20 +318,30 @@ class ReIDImageDataset(Dataset):
         return {"image": image, "pid": item.pid, "camid": item.camid, "index": index}
 
 
+@dataclass(frozen=True)
+class _EvalImageTransform:
+    """A PIL image -> ``(3, H, W)`` normalised tensor through the training crop transform."""
+
+    crop: CropTransform
+
+    def __call__(self, img: Image.Image) -> Tensor:
+        return self.crop([np.asarray(img.convert("RGB"))])[0]
+
+
 def eval_transform(data_config: dict[str, Any]) -> Callable[[Image.Image], Tensor]:
     """Resize to ``input_size`` and normalise with ``mean``/``std`` (no augmentation).
+
+    The resize is the one training uses (:func:`~isr_lightning.data.transforms.resize_crops`),
+    so a crop gets the same tensor in training (without augmentation), evaluation and
+    prediction.
 
     Args:
         data_config: ``{"input_size": (3, H, W), "mean": (3,), "std": (3,)}``, e.g.
             ``ISRModule.data_config``.
-    """
-    from torchvision import transforms
 
+    Returns:
+        A picklable callable from an RGB PIL image to a ``(3, H, W)`` float32 tensor.
+    """
     _, h, w = data_config["input_size"]
-    return transforms.Compose(
-        [
-            transforms.Resize((h, w), interpolation=transforms.InterpolationMode.BICUBIC),
-            transforms.ToTensor(),
-            transforms.Normalize(data_config["mean"], data_config["std"]),
-        ]
-    )
+    crop = CropTransform(image_size=(h, w), mean=tuple(data_config["mean"]), std=tuple(data_config["std"]), train=False)
+    return _EvalImageTransform(crop)
