@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from isr_lightning.lightning_cli import recipe_path
 from tests.cli.helpers import TINY
@@ -40,6 +41,9 @@ def test_fit_shipped_recipe(recipe, entry, run_cli, tiny_corpus, tmp_path):
     # Step-based training: the progress bar counts steps out of max_steps, not "Epoch 0/-2".
     shown = (result.stdout + result.stderr).replace("\r", "\n")
     assert "Step" in shown and "2/2" in shown and "/-2" not in shown
+    (saved,) = tmp_path.glob("logs/**/config.yaml")
+    recipe_precision = yaml.safe_load(recipe_path(recipe).read_text())["trainer"].get("precision")
+    assert yaml.safe_load(saved.read_text())["trainer"]["precision"] == recipe_precision  # bf16-mixed: GPU recipes
     rows = _metrics(tmp_path)
     steps = {int(r["step"]) for r in rows if r.get("train/loss")}
     assert steps == {0, 1}  # max_steps=2 and log_every_n_steps=1 were applied
