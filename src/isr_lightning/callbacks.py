@@ -45,12 +45,14 @@ class TrainingTimeBudget(Callback):
         self.calibration_steps = calibration_steps
         self.planned_steps: int | None = None
 
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._start = self.clock()
         self._first_step_end: float | None = None
         self._first_step = 0
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:  # noqa: D102
+    @override
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
         step, now = trainer.global_step, self.clock()
         if self.planned_steps is not None or step < 1:
             return

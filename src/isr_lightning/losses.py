@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from isr_lightning.distributed import all_reduce_sum, gather_variable_with_grad, rank_and_world_size
 
@@ -107,5 +108,6 @@ class ReliabilityWeightedInfoNCE(nn.Module):
         # rank without pairs would be skipped and the others would wait for it forever.
         return loss * world_size + all_embeddings.sum() * 0.0
 
-    def extra_repr(self) -> str:  # noqa: D102
+    @override
+    def extra_repr(self) -> str:
         return f"temperature={self.temperature}"

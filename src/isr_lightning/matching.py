@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from typing_extensions import override
 
 __all__ = [
     "GreedyMiner",
@@ -83,7 +84,8 @@ class HungarianMiner(PairMiner):
     Returns the ``min(n, m)`` one-to-one pairs whose total similarity is the largest.
     """
 
-    def match(self, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: D102
+    @override
+    def match(self, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return linear_sum_assignment(similarity, maximize=True)
 
 
@@ -93,7 +95,8 @@ class MutualNearestMiner(PairMiner):
     One-to-one; usually fewer pairs than the Hungarian matching.
     """
 
-    def match(self, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: D102
+    @override
+    def match(self, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         best_col = similarity.argmax(axis=1)
         best_row = similarity.argmax(axis=0)
         rows = np.flatnonzero(best_row[best_col] == np.arange(similarity.shape[0]))
@@ -106,7 +109,8 @@ class NearestMiner(PairMiner):
     The nearest-neighbour pairing ablation of bipartite matching.
     """
 
-    def match(self, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: D102
+    @override
+    def match(self, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.arange(similarity.shape[0]), similarity.argmax(axis=1)
 
 
@@ -116,7 +120,8 @@ class GreedyMiner(PairMiner):
     Ties are taken in row-major order.
     """
 
-    def match(self, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: D102
+    @override
+    def match(self, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n, m = similarity.shape
         order = np.argsort(-similarity, axis=None, kind="stable")
         row_free, col_free = np.ones(n, bool), np.ones(m, bool)
@@ -139,7 +144,8 @@ class InstanceMiner(PairMiner):
     view of every side-0 crop (what MoCo/SimCLR learn). The similarity is ignored.
     """
 
-    def match(self, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: D102
+    @override
+    def match(self, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n, m = similarity.shape
         if n != m:
             raise ValueError(

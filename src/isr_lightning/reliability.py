@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 __all__ = [
     "BidirectionalReliability",
@@ -58,7 +59,8 @@ def _check_temperature(temperature: float) -> float:
 class UniformReliability(Reliability):
     """Every pair counts the same: the plain InfoNCE ablation."""
 
-    def __call__(self, similarity: Tensor, rows: Tensor, cols: Tensor) -> Tensor:  # noqa: D102
+    @override
+    def __call__(self, similarity: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
         return torch.ones(rows.shape[0], dtype=similarity.dtype, device=similarity.device)
 
 
@@ -76,7 +78,8 @@ class PairSoftmaxReliability(Reliability):
     def __init__(self, temperature: float = 0.1) -> None:
         self.temperature = _check_temperature(temperature)
 
-    def __call__(self, similarity: Tensor, rows: Tensor, cols: Tensor) -> Tensor:  # noqa: D102
+    @override
+    def __call__(self, similarity: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
         # Shifted by the largest possible cosine so exp never overflows.
         return torch.exp((similarity[rows, cols] - 1.0) / self.temperature)
 
@@ -96,7 +99,8 @@ class BidirectionalReliability(Reliability):
     def __init__(self, temperature: float = 0.1) -> None:
         self.temperature = _check_temperature(temperature)
 
-    def __call__(self, similarity: Tensor, rows: Tensor, cols: Tensor) -> Tensor:  # noqa: D102
+    @override
+    def __call__(self, similarity: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
         logits = similarity / self.temperature
         p_col_given_row = torch.softmax(logits, dim=1)[rows, cols]
         p_row_given_col = torch.softmax(logits, dim=0)[rows, cols]
@@ -117,7 +121,8 @@ class MarginReliability(Reliability):
     def __init__(self, temperature: float = 0.05) -> None:
         self.temperature = _check_temperature(temperature)
 
-    def __call__(self, similarity: Tensor, rows: Tensor, cols: Tensor) -> Tensor:  # noqa: D102
+    @override
+    def __call__(self, similarity: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
         matched = similarity[rows, cols]
         row_others = similarity[rows].clone()
         row_others[torch.arange(rows.shape[0]), cols] = -math.inf

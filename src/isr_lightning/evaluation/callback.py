@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from typing_extensions import override
 
 from isr_lightning.evaluation.batches import embed_batch, split_batch
 from isr_lightning.evaluation.functional import DistanceMetric
@@ -101,14 +102,16 @@ class ReIDEvaluationCallback(pl.Callback):
         self.last_picture_path: str | None = None
 
     # -- hooks ---------------------------------------------------------------------------
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+    @override
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         if trainer.state.fn == "fit" and (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         self.evaluate(trainer, pl_module)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         validation_runs = is_overridden("validation_step", pl_module) and trainer.limit_val_batches != 0
         if validation_runs or (trainer.current_epoch + 1) % self.every_n_epochs:
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from typing_extensions import override
 
 from isr_lightning.distributed import all_reduce_sum, gather_variable, gather_variable_with_grad, rank_and_world_size
 
@@ -66,7 +67,8 @@ class LabelSmoothingCrossEntropy(nn.Module):
         """Loss of ``(B, C)`` logits against ``(B,)`` targets (scalar)."""
         return label_smoothing_cross_entropy(logits, targets, self.epsilon)
 
-    def extra_repr(self) -> str:  # noqa: D102
+    @override
+    def extra_repr(self) -> str:
         return f"epsilon={self.epsilon}"
 
 
@@ -164,5 +166,6 @@ class BatchHardTripletLoss(nn.Module):
             return terms.sum() + keep_graph
         return terms.sum() / num_valid * world_size + keep_graph
 
-    def extra_repr(self) -> str:  # noqa: D102
+    @override
+    def extra_repr(self) -> str:
         return "soft margin" if self.margin is None else f"margin={self.margin}"
