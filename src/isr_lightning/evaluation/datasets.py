@@ -325,7 +325,7 @@ class _EvalImageTransform:
     crop: CropTransform
 
     def __call__(self, img: Image.Image) -> Tensor:
-        return self.crop([np.asarray(img.convert("RGB"))])[0]
+        return self.crop([np.array(img.convert("RGB"))])[0]
 
 
 def eval_transform(data_config: dict[str, Any]) -> Callable[[Image.Image], Tensor]:
