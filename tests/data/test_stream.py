@@ -175,7 +175,7 @@ def test_forked_workers_do_not_share_the_parents_open_readers(corpus):
     warm = _stream(corpus, batches_per_epoch=4)
     for b in range(4):
         warm.make_batch(0, 0, 1, 2, b)  # the parent opens every clip
-    assert warm._open
+    assert warm.crops._open
     cold = [(*_summary(b), b.crops) for b in VideoPairLoader(_stream(corpus, batches_per_epoch=4), num_workers=2)]
     got = [(*_summary(b), b.crops) for b in VideoPairLoader(warm, num_workers=2)]
     for (c1, f1, x1), (c2, f2, x2) in zip(got, cold, strict=True):
@@ -185,7 +185,7 @@ def test_forked_workers_do_not_share_the_parents_open_readers(corpus):
 
 def test_files_are_parsed_once_per_clip_when_readers_are_reopened(corpus, monkeypatch):
     import isr_lightning.data.clip_index as clip_index_module
-    import isr_lightning.data.stream as stream_module
+    import isr_lightning.data.crop_source as stream_module
 
     calls = {"parse": 0, "open": 0}
 
@@ -211,7 +211,7 @@ def test_files_are_parsed_once_per_clip_when_readers_are_reopened(corpus, monkey
 
 
 def test_a_visit_decodes_each_clip_once_and_puts_one_pair_per_clip_in_a_batch(corpus, monkeypatch):
-    import isr_lightning.data.stream as stream_module
+    import isr_lightning.data.crop_source as stream_module
 
     decodes = []
 
@@ -238,3 +238,38 @@ def test_a_visit_decodes_each_clip_once_and_puts_one_pair_per_clip_in_a_batch(co
             for t, u in pairs:  # within delta_frames
                 assert 1 <= u - t <= 4
     assert set(batches[0].clip_index.tolist()).isdisjoint(batches[3].clip_index.tolist())
+
+
+# Batches 0-3 of these streams (epoch 0, rank 0 of 1, 2 workers) as the code before the crop
+# source refactor (commit 9a7fb04) made them: a digest of clips, frames, ids, boxes and pair
+# index (the sampling; the fixture's encoded pixels differ slightly between runs, so crops are
+# checked against an independent decode in test_decode_crop.py instead).
+PINNED = {
+    "temporal": (
+        {},
+        "984ab6bdc6ec8245",
+    ),
+    "capped": (
+        {"batch_size": 5, "max_crops_per_pair": 4, "max_crops_per_batch": 12, "pairs_per_visit": 2},
+        "786edf28bbe123a5",
+    ),
+    "instance": (
+        {"pairing": "instance", "max_crops_per_pair": 4, "delta_frames": (1, 30)},
+        "2dcdbe900d6be884",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_video_batches_are_unchanged_by_the_crop_source_refactor(corpus, name):
+    import hashlib
+    import json
+
+    kwargs, digest = PINNED[name]
+    stream = _stream(corpus, **kwargs)
+    batches = [stream.make_batch(0, 0, 1, 2, b) for b in range(4)]
+    rows = [
+        (b.clip_index.tolist(), b.frame_ids.tolist(), b.track_ids.tolist(), b.boxes.tolist(), b.pair_index.tolist())
+        for b in batches
+    ]
+    assert hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16] == digest
