@@ -199,6 +199,20 @@ class VideoPairStream(IterableDataset):
         self.start_batch = 0
         self._reset_caches()
 
+    @classmethod
+    def from_shards(cls, root: str, transform: CropTransform, **kwargs) -> VideoPairStream:
+        """The stream of a crop-shard folder written by ``isr-lightning extract``.
+
+        Args:
+            root: the shard folder.
+            transform: crop transform (stored crops are resized to its ``image_size`` only
+                when the sizes differ).
+            **kwargs: the other :class:`VideoPairStream` options.
+        """
+        from isr_lightning.data.shards import ShardIndex
+
+        return cls(ShardIndex.read(root).clip_list(), transform, shards=str(root), **kwargs)
+
     def _reset_caches(self) -> None:
         # open readers hold decoder handles and file offsets: never share them across processes
         self._pid: int | None = os.getpid()
