@@ -157,7 +157,7 @@ class _Chunks:
                 raise CorruptShardError(f"corrupt chunk file {path}: {found}")
         self.files = [os.path.join(folder, c["filename"]) for c in chunks]
         self.ends = np.cumsum([c["chunk_size"] for c in chunks])
-        self.dataset = StreamingDataset(input_dir=folder)
+        self.dataset = StreamingDataset(input_dir=folder, batch_decode=0)  # random access: one item at a time
 
     def file_of(self, item: int) -> str:
         """The chunk file holding ``item``."""
