@@ -190,3 +190,24 @@ def test_extract_errors_and_an_interrupted_run(run_cli, corpus, tmp_path):
     assert summary["status"] == "extracted" and (interrupted / SHARD_INDEX).is_file()
     assert not (interrupted / ".extract").exists()
     assert len(ShardIndex.read(interrupted).arrays["frame_item"]) == 8 * 24
+
+
+def test_bad_clips_are_skipped_and_counted_as_training_from_video_counts_them(bad_corpus, tmp_path):
+    from tests.data.test_bad_inputs import EXPECTED
+
+    summary = extract_corpus(str(bad_corpus), tmp_path / "bad", size=SIZE)
+    # decided at extraction; clip_too_short and too_few_people depend on training's options
+    assert summary["skipped"] == {"unreadable_video": 3, "missing_detections": 1, "malformed_detections": 1}
+    options = {"batch_size": 4, "batches_per_epoch": 5, "delta_frames": (5, 8), "min_box_size": 2}
+    stored = VideoPairStream.from_shards(str(tmp_path / "bad"), SMALL, **options)
+    reasons = {}
+    for i, clip in enumerate(stored.clips):
+        try:
+            stored.crops.clip_index(i)
+        except SkipItem as err:
+            reasons[Path(clip.source).stem] = err.reason
+    assert reasons == EXPECTED
+    video = VideoPairStream(discover_clips(bad_corpus), SMALL, **options)
+    for b in range(5):
+        want, got = video.make_batch(0, 0, 1, 1, b), stored.make_batch(0, 0, 1, 1, b)
+        assert got.skipped == want.skipped and _summary(got) == _summary(want)
