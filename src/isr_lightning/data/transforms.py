@@ -63,6 +63,15 @@ def crop_boxes(frame: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def _gray(x: Tensor) -> Tensor:
+    """``(K, 1, H, W)`` luma ``0.299 R + 0.587 G + 0.114 B`` of ``(K, 3, H, W)`` images."""
+    gray = x[:, 0] * 0.299
+    part = x[:, 1] * 0.587
+    gray.add_(part)
+    gray.add_(torch.mul(x[:, 2], 0.114, out=part))
+    return gray.unsqueeze(1)
+
+
 @dataclass
 class CropTransform:
     """Resize, augment and normalise person crops.
@@ -104,7 +113,7 @@ class CropTransform:
         """``(x - mean) / std`` per channel on ``(K, 3, H, W)``."""
         mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return torch.sub(x, mean).div_(std)
 
     def augment(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Augment ``(K, 3, H, W)`` images in ``[0, 1]`` (before normalisation)."""
@@ -130,14 +139,13 @@ class CropTransform:
             bright = 1 + (rand(k) * 2 - 1) * s
             contrast = 1 + (rand(k) * 2 - 1) * s
             sat = 1 + (rand(k) * 2 - 1) * s
-            x = x * bright.view(k, 1, 1, 1)
-            gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
-            x = (x - gray.mean(dim=(2, 3), keepdim=True)) * contrast.view(k, 1, 1, 1) + gray.mean(
-                dim=(2, 3), keepdim=True
-            )
-            gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
-            x = (x - gray) * sat.view(k, 1, 1, 1) + gray
-            x = x.clamp(0.0, 1.0)
+            # in place on x (a fresh tensor here): fresh 100 kB+ tensors cost page faults each
+            x.mul_(bright.view(k, 1, 1, 1))
+            mean = _gray(x).mean(dim=(2, 3), keepdim=True)
+            x.sub_(mean).mul_(contrast.view(k, 1, 1, 1)).add_(mean)
+            gray = _gray(x)
+            x.sub_(gray).mul_(sat.view(k, 1, 1, 1)).add_(gray)
+            x.clamp_(0.0, 1.0)
         return x
 
     def erase(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
