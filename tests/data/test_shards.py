@@ -214,3 +214,17 @@ def test_bad_clips_are_skipped_and_counted_as_training_from_video_counts_them(ba
     for b in range(5):
         want, got = video.make_batch(0, 0, 1, 1, b), stored.make_batch(0, 0, 1, 1, b)
         assert got.skipped == want.skipped and _summary(got) == _summary(want)
+
+
+def test_the_datamodule_recognises_a_shard_folder(shards, corpus):
+    from isr_lightning.data import VideoPairDataModule
+
+    options = {"image_size": SIZE, "num_workers": 0, "delta_frames": (1, 4), "min_box_size": 2, "batch_size": 3}
+    stored, video = VideoPairDataModule(root=str(shards), **options), VideoPairDataModule(root=str(corpus), **options)
+    stored.setup("fit")
+    video.setup("fit")
+    assert stored.stream.shards == str(shards) and video.stream.shards is None
+    assert [c.source for c in stored.clips] == [c.source for c in video.clips]
+    got, want = next(iter(stored.train_dataloader())), next(iter(video.train_dataloader()))
+    assert _summary(got) == _summary(want)
+    torch.testing.assert_close(got.crops, want.crops, rtol=0, atol=0)
