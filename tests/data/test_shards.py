@@ -177,6 +177,10 @@ def test_extract_errors_and_an_interrupted_run_restarts_to_the_same_bytes(run_cl
     missing = run_cli("isr-lightning", "extract", str(tmp_path / "nope"), str(tmp_path / "o"), check=False)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "not found" in missing.stderr
+    (tmp_path / "file").write_text("")
+    unwritable = run_cli("isr-lightning", "extract", str(corpus), str(tmp_path / "file" / "out"), check=False)
+    assert unwritable.returncode == 2 and unwritable.stderr.startswith("isr-lightning extract: cannot write to")
+    assert len(unwritable.stderr.strip().splitlines()) == 1
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")

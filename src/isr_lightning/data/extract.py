@@ -215,8 +215,10 @@ def extract_corpus(
         ``seconds``, ``bytes``.
 
     Raises:
-        DataRootError: the corpus root is missing or holds no clip.
+        DataRootError: the corpus root holds no clip.
+        FileNotFoundError: the corpus root does not exist.
         FileExistsError: ``out`` holds something else.
+        PermissionError: ``out`` cannot be created or written.
     """
     from litdata import optimize
 
@@ -233,9 +235,12 @@ def extract_corpus(
             shutil.rmtree(stale)
         elif stale.exists():
             stale.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise PermissionError(f"not writable: {out}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as err:
+        raise PermissionError(f"cannot write to {out}: {err}") from err
     (work / "cache").mkdir(parents=True)
     base = selection or BoxSelection()
     selection = BoxSelection(base.source, None, 1.0, base.gt_classes, base.min_visibility, base.gt_iou)
@@ -346,8 +351,8 @@ def extract_main(argv: list[str]) -> int:
     except (DataRootError, FileExistsError, FileNotFoundError) as err:
         print(f"isr-lightning extract: {err}", file=sys.stderr)
         return 2
-    except OSError as err:
-        print(f"isr-lightning extract: cannot write to {out}: {err}", file=sys.stderr)
+    except OSError as err:  # OUT not writable
+        print(f"isr-lightning extract: {err}", file=sys.stderr)
         return 2
     if summary["status"] == "complete":
         print(f"{out} is complete ({summary['clips']} clips, {summary['frames']} frames); nothing to do")
