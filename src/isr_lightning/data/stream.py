@@ -16,6 +16,12 @@ forward, not seeking for each frame) and keeps only the resized uint8 crops; bat
 visit takes pair ``j`` of every clip and augments it. Each batch therefore holds at most one
 pair per clip: two pairs of one clip in a batch would share people, who would then be each
 other's negatives. A bad clip is replaced by the next one of the shard.
+
+Where a clip's crops come from is the stream's :class:`~isr_lightning.data.crop_source.CropSource`:
+decoded from the videos (:class:`~isr_lightning.data.crop_source.VideoCrops`, the default) or
+read from crop shards written by ``isr-lightning extract``
+(:class:`~isr_lightning.data.shards.ShardCrops`, ``shards=`` or :meth:`VideoPairStream.from_shards`);
+everything above is the same for both.
 """
 
 from __future__ import annotations
