@@ -108,8 +108,7 @@ def bench_resolution(root: Path, width: int, height: int, args) -> dict:
     t0 = time.perf_counter()
     naive_crops = 0
     for c, t, u in sampled:
-        opened = stream._open_clip(c)
-        a, b2 = naive_pair(clips[c], opened.index.frames, t, u, transform, gen)
+        a, b2 = naive_pair(clips[c], stream.crops.clip_index(c).frames, t, u, transform, gen)
         naive_crops += a.shape[0] + b2.shape[0]
     naive = time.perf_counter() - t0
     assert naive_crops == crops

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "isr_lightning.evaluation.commands:evaluate_features_main",
         "evaluate exported features from an .npz (JSON)",
     ),
+    "extract": ("isr_lightning.data.extract:extract_main", "store a corpus's person crops as LitData shards"),
     "export": ("isr_lightning.export:export_main", "export a checkpoint to TorchScript or ONNX"),
     "synth": ("isr_lightning.synth.commands:synth_main", "render synthetic street videos or a ReID benchmark"),
 }

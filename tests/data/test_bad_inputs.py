@@ -7,34 +7,8 @@ from isr_lightning.data.loader import VideoPairLoader
 from isr_lightning.data.sources import discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
-from tests.data.videohelpers import make_clip, person_boxes, synthetic_frames, write_mot, write_video
 
 SMALL = CropTransform(image_size=(16, 8))
-
-
-@pytest.fixture(scope="module")
-def bad_corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad")
-    make_clip(root, "good", num_frames=20)
-    (root / "garbage.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
-    (root / "garbage.txt").write_text("1,-1,1,1,10,10,1\n")
-    truncated = make_clip(root, "truncated", num_frames=20)
-    data = truncated.read_bytes()
-    truncated.write_bytes(data[: len(data) // 2])
-    # index at the front: the header opens, the frame data ends early
-    faststart = make_clip(root, "truncated_data", num_frames=20)
-    write_video(faststart, synthetic_frames(20, 48, 64), faststart=True)
-    data = faststart.read_bytes()
-    faststart.write_bytes(data[: int(len(data) * 0.9)])
-    make_clip(root, "nodets", num_frames=20)
-    (root / "nodets.txt").unlink()
-    make_clip(root, "malformed", num_frames=20)
-    (root / "malformed.txt").write_text("1,-1,foo,2,3\n")
-    make_clip(root, "short", num_frames=3)
-    lonely = make_clip(root, "lonely", num_frames=20)
-    boxes = person_boxes(20, 64, 48, people=2)
-    write_mot(lonely.with_suffix(".txt"), {f: rows[: f % 2] for f, rows in boxes.items()})  # 0 or 1 person
-    return root
 
 
 EXPECTED = {

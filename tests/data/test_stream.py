@@ -175,7 +175,7 @@ def test_forked_workers_do_not_share_the_parents_open_readers(corpus):
     warm = _stream(corpus, batches_per_epoch=4)
     for b in range(4):
         warm.make_batch(0, 0, 1, 2, b)  # the parent opens every clip
-    assert warm._open
+    assert warm.crops._open
     cold = [(*_summary(b), b.crops) for b in VideoPairLoader(_stream(corpus, batches_per_epoch=4), num_workers=2)]
     got = [(*_summary(b), b.crops) for b in VideoPairLoader(warm, num_workers=2)]
     for (c1, f1, x1), (c2, f2, x2) in zip(got, cold, strict=True):
@@ -185,7 +185,7 @@ def test_forked_workers_do_not_share_the_parents_open_readers(corpus):
 
 def test_files_are_parsed_once_per_clip_when_readers_are_reopened(corpus, monkeypatch):
     import isr_lightning.data.clip_index as clip_index_module
-    import isr_lightning.data.stream as stream_module
+    import isr_lightning.data.crop_source as stream_module
 
     calls = {"parse": 0, "open": 0}
 
@@ -211,7 +211,7 @@ def test_files_are_parsed_once_per_clip_when_readers_are_reopened(corpus, monkey
 
 
 def test_a_visit_decodes_each_clip_once_and_puts_one_pair_per_clip_in_a_batch(corpus, monkeypatch):
-    import isr_lightning.data.stream as stream_module
+    import isr_lightning.data.crop_source as stream_module
 
     decodes = []
 
@@ -238,3 +238,14 @@ def test_a_visit_decodes_each_clip_once_and_puts_one_pair_per_clip_in_a_batch(co
             for t, u in pairs:  # within delta_frames
                 assert 1 <= u - t <= 4
     assert set(batches[0].clip_index.tolist()).isdisjoint(batches[3].clip_index.tolist())
+
+
+def test_instance_pairs_carry_the_same_boxes_on_both_sides_when_capped(corpus):
+    stream = _stream(corpus, pairing="instance", max_crops_per_pair=4)  # 3 people, 2 kept per frame
+    batch = stream.make_batch(0, 0, 1, 1, 0)
+    for p in range(batch.num_pairs):
+        side_a = batch.boxes[(batch.pair_index == p) & (batch.frame_side == 0)]
+        side_b = batch.boxes[(batch.pair_index == p) & (batch.frame_side == 1)]
+        assert len(side_a) == 2
+        torch.testing.assert_close(side_a, side_b)
+        assert batch.frame_ids[p, 0] == batch.frame_ids[p, 1]

@@ -26,6 +26,12 @@ _EXPORTS = {
     "discover_clips": "sources",
     "read_manifest": "sources",
     "SKIP_REASONS": "clip_index",
+    "CropSource": "crop_source",
+    "VideoCrops": "crop_source",
+    "extract_corpus": "extract",
+    "CorruptShardError": "shards",
+    "ShardCrops": "shards",
+    "is_shard_folder": "shards",
     "VideoPairLoader": "loader",
     "VideoPairStream": "stream",
     "IMAGENET_MEAN": "transforms",
@@ -46,6 +52,8 @@ __all__ = [
     "SKIP_REASONS",
     "VIDEO_EXTENSIONS",
     "Clip",
+    "CorruptShardError",
+    "CropSource",
     "CropTransform",
     "DataRootError",
     "DecordVideoReader",
@@ -55,13 +63,17 @@ __all__ = [
     "ImageFolderReader",
     "MalformedDetectionsError",
     "PyAVVideoReader",
+    "ShardCrops",
     "UnreadableVideoError",
+    "VideoCrops",
     "VideoPairDataModule",
     "VideoPairLoader",
     "VideoPairStream",
     "collate_frame_pairs",
     "crop_boxes",
     "discover_clips",
+    "extract_corpus",
+    "is_shard_folder",
     "open_reader",
     "read_manifest",
     "read_mot_file",
@@ -72,7 +84,9 @@ __all__ = [
 if TYPE_CHECKING:
     from isr_lightning.data.clip_index import SKIP_REASONS
     from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
+    from isr_lightning.data.crop_source import CropSource, VideoCrops
     from isr_lightning.data.datamodule import VideoPairDataModule
+    from isr_lightning.data.extract import extract_corpus
     from isr_lightning.data.loader import VideoPairLoader
     from isr_lightning.data.mot import (
         FrameBoxes,
@@ -81,6 +95,7 @@ if TYPE_CHECKING:
         read_seqinfo,
         write_mot_file,
     )
+    from isr_lightning.data.shards import CorruptShardError, ShardCrops, is_shard_folder
     from isr_lightning.data.sources import VIDEO_EXTENSIONS, Clip, DataRootError, discover_clips, read_manifest
     from isr_lightning.data.stream import VideoPairStream
     from isr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropTransform, crop_boxes

@@ -10,6 +10,7 @@ from typing import Any
 from lightning.pytorch import LightningDataModule
 
 from isr_lightning.data.loader import VideoPairLoader
+from isr_lightning.data.shards import ShardIndex, is_shard_folder
 from isr_lightning.data.sources import Clip, check_root, discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropTransform
@@ -24,7 +25,9 @@ class VideoPairDataModule(LightningDataModule):
 
     ``root`` is a folder (videos with MOT sidecars ``NAME.txt``/``NAME.det.txt``/
     ``NAME.gt.txt``, and/or MOTChallenge sequence folders), a single video, or a manifest
-    (``.csv``/``.jsonl``, local or any fsspec URL). See ``docs/data.md``.
+    (``.csv``/``.jsonl``, local or any fsspec URL). See ``docs/data.md``. A crop-shard folder
+    written by ``isr-lightning extract`` (recognised by its ``isr-crops.json``) trains from
+    its stored crops instead of decoding videos, with the same sampling.
 
     An epoch is ``batches_per_epoch`` batches on every rank (the stream has no natural end);
     size training with ``Trainer(max_steps=..., limit_train_batches=...,
@@ -141,8 +144,13 @@ class VideoPairDataModule(LightningDataModule):
         if self.stream is not None:
             return
         h = self.hparams
-        self.clips = discover_clips(self.root, use_gt=h.use_gt)
-        log.info("video corpus %s: %d clips", self.root, len(self.clips))
+        shards = self.root if is_shard_folder(self.root) else None
+        if shards is not None:
+            self.clips = ShardIndex.read(shards).clip_list()
+            log.info("crop shards %s: %d clips", self.root, len(self.clips))
+        else:
+            self.clips = discover_clips(self.root, use_gt=h.use_gt)
+            log.info("video corpus %s: %d clips", self.root, len(self.clips))
         self.stream = VideoPairStream(
             self.clips,
             self.transform,
@@ -165,6 +173,7 @@ class VideoPairDataModule(LightningDataModule):
             seed=h.seed,
             decode_threads=h.decode_threads,
             video_backend=h.video_backend,
+            shards=shards,
         )
         num_shards = self._world_size() * max(1, h.num_workers)
         if len(self.clips) < num_shards:

@@ -27,6 +27,7 @@ __all__ = [
     "FrameBoxes",
     "MalformedDetectionsError",
     "assign_gt_ids",
+    "clip_boxes",
     "detection_rows",
     "filter_boxes",
     "format_mot_rows",
@@ -251,7 +252,26 @@ def filter_boxes(frame_boxes: FrameBoxes, width: int, height: int, min_size: flo
     Returns:
         The kept boxes, with integer-valued float32 coordinates.
     """
-    b = frame_boxes.boxes.astype(np.float64)
+    boxes, keep = clip_boxes(frame_boxes.boxes, width, height, min_size)
+    return FrameBoxes(boxes[keep], frame_boxes.ids[keep], frame_boxes.scores[keep])
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int, min_size: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes clipped and snapped as :func:`filter_boxes` does, and which of them it keeps.
+
+    Clipping is idempotent: boxes already clipped come back unchanged, so the mask filters
+    stored boxes with a stricter ``min_size``.
+
+    Args:
+        boxes: ``(K, 4)`` ``(x1, y1, x2, y2)``.
+        width: frame width in pixels.
+        height: frame height in pixels.
+        min_size: minimum width and height after clipping (at least 1 pixel in any case).
+
+    Returns:
+        ``(K, 4)`` float32 clipped boxes and the ``(K,)`` bool mask of kept ones.
+    """
+    b = boxes.astype(np.float64)
     x1 = np.floor(np.clip(b[:, 0], 0, width))
     y1 = np.floor(np.clip(b[:, 1], 0, height))
     x2 = np.ceil(np.clip(b[:, 2], 0, width))
@@ -260,8 +280,7 @@ def filter_boxes(frame_boxes: FrameBoxes, width: int, height: int, min_size: flo
     inside = (b[:, 2] > 0) & (b[:, 3] > 0) & (b[:, 0] < width) & (b[:, 1] < height)
     w, h = x2 - x1, y2 - y1
     keep = inside & (w >= max(1.0, min_size)) & (h >= max(1.0, min_size))
-    boxes = np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)[keep]
-    return FrameBoxes(boxes, frame_boxes.ids[keep], frame_boxes.scores[keep])
+    return np.stack([x1, y1, x2, y2], axis=1).astype(np.float32), keep
 
 
 def assign_gt_ids(detections: FrameBoxes, gt: FrameBoxes | None, min_iou: float = 0.5) -> FrameBoxes:

@@ -16,13 +16,19 @@ forward, not seeking for each frame) and keeps only the resized uint8 crops; bat
 visit takes pair ``j`` of every clip and augments it. Each batch therefore holds at most one
 pair per clip: two pairs of one clip in a batch would share people, who would then be each
 other's negatives. A bad clip is replaced by the next one of the shard.
+
+Where a clip's crops come from is the stream's :class:`~isr_lightning.data.crop_source.CropSource`:
+decoded from the videos (:class:`~isr_lightning.data.crop_source.VideoCrops`, the default) or
+read from crop shards written by ``isr-lightning extract``
+(:class:`~isr_lightning.data.shards.ShardCrops`, ``shards=`` or :meth:`VideoPairStream.from_shards`);
+everything above is the same for both.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,25 +38,19 @@ from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
 
 from isr_lightning.batch import FramePairBatch
-from isr_lightning.data.clip_index import BoxSelection, ClipIndex, SkipItem, delta_range, read_clip_boxes
+from isr_lightning.data.clip_index import BoxSelection, SkipItem
 from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
+from isr_lightning.data.crop_source import CropRequest, CropSource, PairIndexing, VideoCrops
 from isr_lightning.data.mot import FrameBoxes
 from isr_lightning.data.sharding import Shard, distributed_position
 from isr_lightning.data.sources import Clip
-from isr_lightning.data.transforms import CropTransform, crop_boxes
-from isr_lightning.data.video import FrameReader, UnreadableVideoError, open_reader
+from isr_lightning.data.transforms import CropTransform
 
 __all__ = ["VideoPairStream"]
 
 log = logging.getLogger(__name__)
 
 _INHERITED_READERS: list[object] = []
-
-
-@dataclass
-class _OpenClip:
-    reader: FrameReader
-    index: ClipIndex
 
 
 @dataclass
@@ -108,6 +108,10 @@ class VideoPairStream(IterableDataset):
             whenever its clip comes round again (clips are visited cyclically), but the
             detection and ground-truth files are parsed only once.
         video_backend: ``"decord"`` (default) or ``"pyav"`` (seek + decode forward with PyAV).
+        shards: a crop-shard folder written by ``isr-lightning extract``: crops are read from
+            it instead of decoded (``clips`` must then be its clips; see :meth:`from_shards`).
+            Boxes are filtered with ``score_threshold`` and ``min_box_size`` here; the other
+            box options were fixed at extraction.
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class VideoPairStream(IterableDataset):
         reader_cache: int = 16,
         index_cache: int = 256,
         video_backend: str = "decord",
+        shards: str | None = None,
     ) -> None:
         if not clips:
             raise ValueError("VideoPairStream needs at least one clip")
@@ -175,17 +180,48 @@ class VideoPairStream(IterableDataset):
         self.reader_cache = reader_cache
         self.index_cache = index_cache
         self.video_backend = video_backend
+        self.shards = None if shards is None else str(shards)
+        indexing = PairIndexing(self.pairing, self.delta_frames, self.delta_seconds, self.min_crops_per_frame)
+        self.crops: CropSource
+        if self.shards is None:
+            self.crops = VideoCrops(
+                self.clips,
+                transform.image_size,
+                self.boxes,
+                indexing,
+                self._warn,
+                decode_threads,
+                reader_cache,
+                index_cache,
+                video_backend,
+            )
+        else:
+            from isr_lightning.data.shards import ShardCrops
+
+            self.crops = ShardCrops(self.shards, transform.image_size, self.boxes, indexing)
         # where the next iteration starts; the loader sets them before workers start
         self.rank, self.world_size = 0, 1
         self.epoch = 0
         self.start_batch = 0
         self._reset_caches()
 
+    @classmethod
+    def from_shards(cls, root: str, transform: CropTransform, **kwargs) -> VideoPairStream:
+        """The stream of a crop-shard folder written by ``isr-lightning extract``.
+
+        Args:
+            root: the shard folder.
+            transform: crop transform (stored crops are resized to its ``image_size`` only
+                when the sizes differ).
+            **kwargs: the other :class:`VideoPairStream` options.
+        """
+        from isr_lightning.data.shards import ShardIndex
+
+        return cls(ShardIndex.read(root).clip_list(), transform, shards=str(root), **kwargs)
+
     def _reset_caches(self) -> None:
         # open readers hold decoder handles and file offsets: never share them across processes
         self._pid: int | None = os.getpid()
-        self._open: OrderedDict[int, _OpenClip] = OrderedDict()
-        self._index: OrderedDict[int, ClipIndex] = OrderedDict()
         self._visit: tuple[tuple, _Visit] | None = None
         self._bad: dict[int, str] = {}
         self._warned: set[str] = set()
@@ -194,9 +230,9 @@ class VideoPairStream(IterableDataset):
         return self.batches_per_epoch
 
     def __getstate__(self) -> dict:
-        # open readers hold decoder handles: workers (fork or spawn) reopen their own clips
+        # the crop source drops its open files itself: workers (fork or spawn) reopen their own
         state = self.__dict__.copy()
-        state["_open"], state["_index"], state["_visit"] = OrderedDict(), OrderedDict(), None
+        state["_visit"] = None
         state["_bad"], state["_warned"], state["_pid"] = {}, set(), None
         return state
 
@@ -208,65 +244,39 @@ class VideoPairStream(IterableDataset):
         """Clip indices of shard ``(rank, worker)`` at ``epoch``, in their epoch order."""
         return Shard(rank, world_size, worker, num_workers).items(len(self.clips), self.seed, epoch)
 
-    # ------------------------------------------------------------------ clip loading
-    def _open_clip(self, index: int) -> _OpenClip:
-        if index in self._open:
-            self._open.move_to_end(index)
-            return self._open[index]
-        clip = self.clips[index]
-        try:
-            reader = open_reader(clip, self.decode_threads, self.video_backend)
-        except UnreadableVideoError as err:
-            raise SkipItem("unreadable_video", str(err)) from err
-        opened = _OpenClip(reader, self._clip_index(index, reader))
-        self._open[index] = opened
-        while len(self._open) > self.reader_cache:
-            self._open.popitem(last=False)
-        return opened
-
-    def _clip_index(self, index: int, reader: FrameReader) -> ClipIndex:
-        if index in self._index:
-            self._index.move_to_end(index)
-            return self._index[index]
-        clip = self.clips[index]
-        frames = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.boxes, self._warn)
-        delta = delta_range(self.pairing, reader.fps, self.delta_frames, self.delta_seconds)
-        parsed = ClipIndex.build(frames, delta, self.min_crops_per_frame)
-        parsed.check_usable(clip.source, reader.num_frames, self.min_crops_per_frame)
-        self._index[index] = parsed
-        while len(self._index) > self.index_cache:
-            self._index.popitem(last=False)
-        return parsed
-
     def _warn(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
             log.warning("skipping: %s", message)
 
     # ------------------------------------------------------------------ sampling
-    def _subset(self, fb: FrameBoxes, rng: np.random.Generator) -> FrameBoxes:
+    def _subset(self, fb: FrameBoxes, rng: np.random.Generator) -> np.ndarray:
+        """Rows of ``fb`` a pair keeps: all, or a random sorted subset of ``max_crops_per_pair // 2``."""
         cap = None if self.max_crops_per_pair is None else self.max_crops_per_pair // 2
         if cap is None or len(fb) <= cap:
-            return fb
-        return fb.select(np.sort(rng.choice(len(fb), size=cap, replace=False)))
+            return np.arange(len(fb))
+        return np.sort(rng.choice(len(fb), size=cap, replace=False))
 
     def _visit_clip(self, index: int, rng: np.random.Generator) -> list[_ResizedPair]:
-        """Draw ``pairs_per_visit`` pairs of clip ``index``, decode them in one pass, cut and resize."""
-        c = self._open_clip(index)
-        pairs = c.index.sample_visit(rng, self.pairs_per_visit)
-        boxes = [(self._subset(c.index.frames[t], rng), self._subset(c.index.frames[u], rng)) for t, u in pairs]
-        needed = sorted({f for pair in pairs for f in pair})
-        try:
-            decoded = c.reader.get_frames([f - 1 for f in needed])
-        except (UnreadableVideoError, IndexError) as err:
-            self._open.pop(index, None)
-            raise SkipItem("unreadable_video", str(err)) from err
-        frame = dict(zip(needed, decoded))
+        """Draw ``pairs_per_visit`` pairs of clip ``index``, read their crops in one call."""
+        clip = self.crops.clip_index(index)
+        pairs = clip.sample_visit(rng, self.pairs_per_visit)
+        rows = []
+        for t, u in pairs:
+            ra = self._subset(clip.frames[t], rng)
+            rows.append((ra, ra if t == u else self._subset(clip.frames[u], rng)))  # instance: one crop set
+        requests: list[CropRequest] = []
+        for (t, u), (ra, rb) in zip(pairs, rows, strict=True):
+            requests.append((t, ra))
+            if t != u:
+                requests.append((u, rb))
+        crops = iter(self.crops.read(index, requests))
         out = []
-        for (t, u), (fa, fb) in zip(pairs, boxes):
-            crops_a = self.transform.resize(crop_boxes(frame[t], fa.boxes))
-            crops_b = crops_a if t == u else self.transform.resize(crop_boxes(frame[u], fb.boxes))
-            out.append(_ResizedPair((crops_a, crops_b), (fa, fb), (t, u)))
+        for (t, u), (ra, rb) in zip(pairs, rows, strict=True):
+            crops_a = next(crops)
+            crops_b = crops_a if t == u else next(crops)
+            boxes = (clip.frames[t].select(ra), clip.frames[u].select(rb))
+            out.append(_ResizedPair((crops_a, crops_b), boxes, (t, u)))
         return out
 
     def _plan_visit(self, epoch: int, shard: Shard, visit: int) -> _Visit:
@@ -352,7 +362,8 @@ class VideoPairStream(IterableDataset):
         if self._pid != os.getpid():  # a forked worker: reopen its own clips
             # keep the parent's readers alive but unused: destroying a decoder whose threads
             # live in the parent deadlocks the child
-            _INHERITED_READERS.append(self._open)
+            _INHERITED_READERS.append(dict(vars(self.crops)))
+            self.crops.reset()
             self._reset_caches()
         info = get_worker_info()
         num_workers, worker = (info.num_workers, info.id) if info else (1, 0)

@@ -21,7 +21,6 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CropTransform", "crop_boxes", "resi
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights
 
 
 def resize_crops(crops: Sequence[np.ndarray], size: tuple[int, int]) -> Tensor:
@@ -62,6 +61,15 @@ def crop_boxes(frame: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
     for x1, y1, x2, y2 in np.asarray(boxes).astype(np.int64).tolist():
         out.append(frame[y1:y2, x1:x2])
     return out
+
+
+def _gray(x: Tensor) -> Tensor:
+    """``(K, 1, H, W)`` luma ``0.299 R + 0.587 G + 0.114 B`` of ``(K, 3, H, W)`` images."""
+    gray = x[:, 0] * 0.299
+    part = x[:, 1] * 0.587
+    gray.add_(part)
+    gray.add_(torch.mul(x[:, 2], 0.114, out=part))
+    return gray.unsqueeze(1)
 
 
 @dataclass
@@ -105,7 +113,7 @@ class CropTransform:
         """``(x - mean) / std`` per channel on ``(K, 3, H, W)``."""
         mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return torch.sub(x, mean).div_(std)
 
     def augment(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Augment ``(K, 3, H, W)`` images in ``[0, 1]`` (before normalisation)."""
@@ -131,15 +139,13 @@ class CropTransform:
             bright = 1 + (rand(k) * 2 - 1) * s
             contrast = 1 + (rand(k) * 2 - 1) * s
             sat = 1 + (rand(k) * 2 - 1) * s
-            # brightness b, contrast c (around the mean grey level m) and saturation s (around
-            # each pixel's grey level g) are linear: with G = grey(x) and M = mean(G), applied in
-            # that order they give s*c*b*x + (1 - s)*c*b*G + (1 - c)*b*M, one pass per term
-            cb = (contrast * bright).view(k, 1, 1, 1)
-            sat = sat.view(k, 1, 1, 1)
-            grey = torch.einsum("kchw,c->khw", x, x.new_tensor(_GREY)).unsqueeze(1)
-            offset = (1 - contrast.view(k, 1, 1, 1)) * bright.view(k, 1, 1, 1) * grey.mean(dim=(2, 3), keepdim=True)
-            x = (x * (sat * cb)).add_(grey * ((1 - sat) * cb)).add_(offset)
-            x = x.clamp(0.0, 1.0)
+            # in place on x (a fresh tensor here): fresh 100 kB+ tensors cost page faults each
+            x.mul_(bright.view(k, 1, 1, 1))
+            mean = _gray(x).mean(dim=(2, 3), keepdim=True)
+            x.sub_(mean).mul_(contrast.view(k, 1, 1, 1)).add_(mean)
+            gray = _gray(x)
+            x.sub_(gray).mul_(sat.view(k, 1, 1, 1)).add_(gray)
+            x.clamp_(0.0, 1.0)
         return x
 
     def erase(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:

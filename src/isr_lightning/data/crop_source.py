@@ -1,0 +1,193 @@
+"""Where a clip's crops come from: the one interface between the frame-pair stream and its data.
+
+:class:`~isr_lightning.data.stream.VideoPairStream` samples frame pairs the same way whatever
+the data is; a :class:`CropSource` gives it, for clip ``i``, the frames it can sample
+(:meth:`CropSource.clip_index`) and the resized uint8 crops of chosen boxes of chosen frames
+(:meth:`CropSource.read`). Two implementations:
+
+* :class:`VideoCrops` decodes the video (all frames of a visit in one sorted call) and cuts
+  and resizes the boxes;
+* :class:`~isr_lightning.data.shards.ShardCrops` reads crops stored by ``isr-lightning
+  extract`` from LitData chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from torch import Tensor
+
+from isr_lightning.data.clip_index import BoxSelection, ClipIndex, SkipItem, delta_range, read_clip_boxes
+from isr_lightning.data.mot import FrameBoxes
+from isr_lightning.data.sources import Clip
+from isr_lightning.data.transforms import crop_boxes, resize_crops
+from isr_lightning.data.video import FrameReader, UnreadableVideoError, open_reader
+
+__all__ = ["CropRequest", "CropSource", "PairIndexing", "VideoCrops"]
+
+log = logging.getLogger(__name__)
+
+CropRequest = tuple[int, np.ndarray]
+"""``(MOT frame number, (K,) int64 rows of that frame's boxes in the clip's ClipIndex)``."""
+
+
+@dataclass(frozen=True)
+class PairIndexing:
+    """Which frames of a clip can be sampled, and how far apart a pair's frames are.
+
+    Args:
+        pairing: ``"temporal"`` or ``"instance"``.
+        delta_frames: inclusive ``delta`` range in frames.
+        delta_seconds: inclusive ``delta`` range in seconds (overrides ``delta_frames``).
+        min_crops: frames with fewer boxes are never sampled.
+    """
+
+    pairing: str
+    delta_frames: tuple[int, int]
+    delta_seconds: tuple[float, float] | None
+    min_crops: int
+
+    def build(self, frames: dict[int, FrameBoxes], fps: float, num_frames: int, source: str) -> ClipIndex:
+        """Index the boxes of a clip; raise :class:`SkipItem` when it cannot give a pair.
+
+        Args:
+            frames: MOT frame number -> boxes.
+            fps: the clip's frame rate (converts ``delta_seconds``).
+            num_frames: frames in the video.
+            source: the clip's location, for messages.
+        """
+        delta = delta_range(self.pairing, fps, self.delta_frames, self.delta_seconds)
+        index = ClipIndex.build(frames, delta, self.min_crops)
+        index.check_usable(source, num_frames, self.min_crops)
+        return index
+
+
+class CropSource(Protocol):
+    """Where the crops of a corpus's clips come from."""
+
+    def clip_index(self, index: int) -> ClipIndex:
+        """The sampleable frames of clip ``index``.
+
+        Raises:
+            SkipItem: the clip gives no frame pair.
+        """
+        ...
+
+    def read(self, index: int, requests: Sequence[CropRequest]) -> list[Tensor]:
+        """Crops of clip ``index``: one ``(K, 3, H, W)`` uint8 tensor per request, in order.
+
+        Raises:
+            SkipItem: the clip's frames cannot be read.
+        """
+        ...
+
+    def reset(self) -> None:
+        """Forget open files and caches (a new process reopens its own)."""
+        ...
+
+
+@dataclass
+class _OpenClip:
+    reader: FrameReader
+    index: ClipIndex
+
+
+class VideoCrops:
+    """Crops decoded from the videos: one sorted decode call per visit of a clip.
+
+    Args:
+        clips: the corpus.
+        image_size: crop size ``(H, W)``.
+        boxes: which boxes of a clip's files become crops.
+        indexing: which frames can be sampled.
+        warn: ``warn(key, message)`` logs a message once per key.
+        decode_threads: decoder threads per reader.
+        reader_cache: open readers kept.
+        index_cache: clips whose parsed boxes are kept (files are parsed once per clip even
+            when its reader is reopened).
+        video_backend: ``"decord"`` or ``"pyav"``.
+    """
+
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        image_size: tuple[int, int],
+        boxes: BoxSelection,
+        indexing: PairIndexing,
+        warn: Callable[[str, str], None],
+        decode_threads: int = 1,
+        reader_cache: int = 16,
+        index_cache: int = 256,
+        video_backend: str = "decord",
+    ) -> None:
+        self.clips = list(clips)
+        self.image_size = tuple(image_size)
+        self.boxes = boxes
+        self.indexing = indexing
+        self.warn = warn
+        self.decode_threads = decode_threads
+        self.reader_cache = reader_cache
+        self.index_cache = index_cache
+        self.video_backend = video_backend
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop open readers and parsed boxes."""
+        self._open: OrderedDict[int, _OpenClip] = OrderedDict()
+        self._index: OrderedDict[int, ClipIndex] = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        # open readers hold decoder handles: workers (fork or spawn) reopen their own clips
+        state = self.__dict__.copy()
+        state["_open"], state["_index"] = OrderedDict(), OrderedDict()
+        return state
+
+    def _open_clip(self, index: int) -> _OpenClip:
+        if index in self._open:
+            self._open.move_to_end(index)
+            return self._open[index]
+        clip = self.clips[index]
+        try:
+            reader = open_reader(clip, self.decode_threads, self.video_backend)
+        except UnreadableVideoError as err:
+            raise SkipItem("unreadable_video", str(err)) from err
+        opened = _OpenClip(reader, self._clip_index(index, reader))
+        self._open[index] = opened
+        while len(self._open) > self.reader_cache:
+            self._open.popitem(last=False)
+        return opened
+
+    def _clip_index(self, index: int, reader: FrameReader) -> ClipIndex:
+        if index in self._index:
+            self._index.move_to_end(index)
+            return self._index[index]
+        clip = self.clips[index]
+        frames = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.boxes, self.warn)
+        parsed = self.indexing.build(frames, reader.fps, reader.num_frames, clip.source)
+        self._index[index] = parsed
+        while len(self._index) > self.index_cache:
+            self._index.popitem(last=False)
+        return parsed
+
+    def clip_index(self, index: int) -> ClipIndex:
+        """Open clip ``index`` (kept open for :meth:`read`) and index its boxes."""
+        return self._open_clip(index).index
+
+    def read(self, index: int, requests: Sequence[CropRequest]) -> list[Tensor]:
+        """Decode the requested frames in one sorted call, cut the boxes, resize them."""
+        c = self._open_clip(index)
+        needed = sorted({f for f, _ in requests})
+        try:
+            decoded = c.reader.get_frames([f - 1 for f in needed])
+        except (UnreadableVideoError, IndexError) as err:
+            self._open.pop(index, None)
+            raise SkipItem("unreadable_video", str(err)) from err
+        frame = dict(zip(needed, decoded, strict=True))
+        return [
+            resize_crops(crop_boxes(frame[f], c.index.frames[f].boxes[rows]), self.image_size) for f, rows in requests
+        ]

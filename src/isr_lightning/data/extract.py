@@ -1,0 +1,365 @@
+"""``isr-lightning extract``: decode a corpus once and store its person crops as LitData shards.
+
+Each clip is decoded once, forward, in chunks of sorted frames; every kept frame (a frame
+with at least one box, at most ``--fps`` frames per second) becomes one LitData item with its
+crops resized to the stored size (:func:`~isr_lightning.data.transforms.resize_crops`, uint8)
+and its boxes. All boxes of at least 1 pixel are stored, so training still applies its own
+``score_threshold`` and ``min_box_size``. The format is described in
+:mod:`isr_lightning.data.shards`.
+
+Writing uses :func:`litdata.optimize` with ``--workers`` processes, each taking a fixed,
+ordered slice of the clips; every worker also logs the clips it wrote, in order, so the index
+knows which items belong to which clip. The output is deterministic for a given
+``--workers``. A rerun on a complete folder says so and exits 0; a rerun on an interrupted
+one (no index yet) deletes what the interrupted run wrote and starts again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from isr_lightning.data.clip_index import BoxSelection, SkipItem, read_clip_boxes
+from isr_lightning.data.shards import BOXES_FILE, CHUNKS_DIR, FORMAT_VERSION, SHARD_INDEX, ShardIndex
+from isr_lightning.data.sources import Clip, DataRootError, discover_clips
+from isr_lightning.data.transforms import crop_boxes, resize_crops
+from isr_lightning.data.video import UnreadableVideoError, open_reader
+
+__all__ = ["extract_corpus", "extract_main", "kept_frames"]
+
+log = logging.getLogger(__name__)
+
+WORK_DIR = ".extract"
+"""Where an extraction in progress keeps its worker logs and LitData cache (removed at the end)."""
+
+
+def kept_frames(frames: list[int], fps: float, fps_cap: float | None) -> list[int]:
+    """The MOT frame numbers an extraction keeps.
+
+    Args:
+        frames: sorted frame numbers with at least one box.
+        fps: the clip's frame rate.
+        fps_cap: at most this many frames per second (the first frame of each ``1 / fps_cap``
+            slot of the video's frame grid); ``None`` keeps all.
+
+    Returns:
+        The kept frame numbers, sorted.
+    """
+    if fps_cap is None or fps_cap >= fps:
+        return list(frames)
+    slot = [int(np.floor((f - 1) * fps_cap / fps + 1e-9)) for f in frames]
+    first = {s: int(np.ceil(s * fps / fps_cap - 1e-9)) + 1 for s in set(slot)}  # first frame of the slot
+    return [f for f, s in zip(frames, slot, strict=True) if f == first[s]]
+
+
+class _ExtractClip:
+    """The LitData ``fn``: clip number -> its items (a generator), logged per worker."""
+
+    def __init__(
+        self, clips: list[Clip], work: str, size: tuple[int, int], selection: BoxSelection, args: dict[str, Any]
+    ) -> None:
+        self.clips, self.work, self.size, self.selection, self.args = clips, work, size, selection, args
+
+    def __call__(self, index: int):
+        clip = self.clips[index]
+        record: dict[str, Any] = {"clip": index, "items": 0, "frames": [], "skip": None}
+        try:
+            yield from self._items(index, clip, record)
+        except SkipItem as err:
+            record["skip"] = [err.reason, str(err)]
+        finally:
+            rank = os.environ.get("DATA_OPTIMIZER_GLOBAL_RANK", "0")
+            with open(os.path.join(self.work, f"rank-{int(rank):05d}.jsonl"), "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _items(self, index: int, clip: Clip, record: dict[str, Any]):
+        try:
+            reader = open_reader(clip, 1, self.args["video_backend"])
+        except UnreadableVideoError as err:
+            raise SkipItem("unreadable_video", str(err)) from err
+        boxes = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.selection)
+        record.update(fps=reader.fps, width=reader.width, height=reader.height, num_frames=reader.num_frames)
+        keep = kept_frames(sorted(f for f, fb in boxes.items() if len(fb)), reader.fps, self.args["fps"])
+        chunk = self.args["chunk"]
+        for start in range(0, len(keep), chunk):
+            part = keep[start : start + chunk]
+            try:
+                decoded = reader.get_frames([f - 1 for f in part])
+            except (UnreadableVideoError, IndexError) as err:
+                raise SkipItem("unreadable_video", str(err)) from err
+            for f, frame in zip(part, decoded, strict=True):
+                fb = boxes[f]
+                record["items"] += 1
+                record["frames"].append([f, fb.boxes.tolist(), fb.scores.tolist(), fb.ids.tolist()])
+                yield {
+                    "clip": index,
+                    "frame": f,
+                    "timestamp": (f - 1) / reader.fps,
+                    "fps": float(reader.fps),
+                    "width": int(reader.width),
+                    "height": int(reader.height),
+                    "crops": resize_crops(crop_boxes(frame, fb.boxes), self.size).numpy(),
+                    "boxes": fb.boxes.astype(np.float32),
+                    "scores": fb.scores.astype(np.float32),
+                    "ids": fb.ids.astype(np.int64),
+                }
+
+
+def _combine(out: Path, clips: list[Clip], work: Path, meta: dict[str, Any]) -> tuple[dict, Counter]:
+    """Write ``boxes.npz`` and the index from the workers' logs (in LitData's item order)."""
+    records: dict[int, dict] = {}
+    order: list[int] = []
+    for log_file in sorted(work.glob("rank-*.jsonl")):  # LitData merges the workers' chunks in rank order
+        for line in log_file.read_text().splitlines():
+            record = json.loads(line)
+            records[record["clip"]] = record
+            order.append(record["clip"])
+    missing = [i for i in range(len(clips)) if i not in records]
+    if missing:
+        raise RuntimeError(f"extraction lost clips {missing[:5]} ({len(missing)}): rerun isr-lightning extract")
+    item_start, total = {}, 0
+    for i in order:
+        item_start[i], total = total, total + records[i]["items"]
+    with open(out / CHUNKS_DIR / "index.json") as f:
+        written = sum(c["chunk_size"] for c in json.load(f)["chunks"])
+    if written != total:
+        raise RuntimeError(f"LitData wrote {written} items, the workers logged {total}: rerun isr-lightning extract")
+    skipped: Counter[str] = Counter()
+    entries, frame_item, frame_number, box_start = [], [], [], [0]
+    boxes, scores, ids = [], [], []
+    for i, clip in enumerate(clips):
+        r = records[i]
+        entry = {
+            "clip_id": clip.clip_id,
+            "source": clip.source,
+            "kind": clip.kind,
+            "fps": r.get("fps"),
+            "width": r.get("width"),
+            "height": r.get("height"),
+            "num_frames": r.get("num_frames"),
+            "frames": [len(frame_item), len(frame_item)],
+            "skip": r["skip"],
+        }
+        if r["skip"] is not None:
+            skipped[r["skip"][0]] += 1
+            log.warning("skipping: [%s] clip %s: %s", r["skip"][0], clip.source, r["skip"][1])
+        else:
+            if not r["frames"]:
+                skipped["too_few_people"] += 1
+                log.warning("skipping: [too_few_people] clip %s: no frame with a box", clip.source)
+            for k, (f, b, s, d) in enumerate(r["frames"]):
+                frame_item.append(item_start[i] + k)
+                frame_number.append(f)
+                boxes += b
+                scores += s
+                ids += d
+                box_start.append(box_start[-1] + len(b))
+            entry["frames"][1] = len(frame_item)
+        entries.append(entry)
+    np.savez(
+        out / BOXES_FILE,
+        frame_item=np.array(frame_item, dtype=np.int64),
+        frame_number=np.array(frame_number, dtype=np.int64),
+        box_start=np.array(box_start, dtype=np.int64),
+        boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4),
+        scores=np.array(scores, dtype=np.float32),
+        ids=np.array(ids, dtype=np.int64),
+    )
+    index = {"format": FORMAT_VERSION, "meta": meta, "clips": entries}
+    tmp = out / (SHARD_INDEX + ".tmp")
+    tmp.write_text(json.dumps(index, indent=1))
+    tmp.replace(out / SHARD_INDEX)  # last: its presence marks a complete folder
+    return index, skipped
+
+
+def extract_corpus(
+    root: str,
+    out: str | os.PathLike[str],
+    size: tuple[int, int] = (256, 128),
+    workers: int = 1,
+    fps: float | None = None,
+    selection: BoxSelection | None = None,
+    use_gt: bool = True,
+    video_backend: str = "decord",
+    chunk: int = 32,
+    chunk_bytes: str = "64MB",
+) -> dict[str, Any]:
+    """Extract the crops of a corpus into a shard folder.
+
+    Args:
+        root: corpus root (anything :func:`~isr_lightning.data.sources.discover_clips` reads).
+        out: the shard folder (created; must be empty, an interrupted extraction, or complete).
+        size: stored crop size ``(H, W)``.
+        workers: LitData worker processes.
+        fps: at most this many frames per second per clip (``None``: every frame with a box).
+        selection: which boxes (``min_box_size`` and ``score_threshold`` are forced to ``1``
+            and ``None``: training applies its own).
+        use_gt: read ground-truth files (ids) when present.
+        video_backend: ``"decord"`` or ``"pyav"``.
+        chunk: frames decoded per call.
+        chunk_bytes: LitData chunk size.
+
+    Returns:
+        A summary: ``status`` (``"complete"`` when ``out`` was already complete, else
+        ``"extracted"``), ``clips``, ``frames``, ``crops``, ``skipped`` (reason -> clips),
+        ``seconds``, ``bytes``.
+
+    Raises:
+        DataRootError: the corpus root holds no clip.
+        FileNotFoundError: the corpus root does not exist.
+        FileExistsError: ``out`` holds something else.
+        PermissionError: ``out`` cannot be created or written.
+    """
+    from litdata import optimize
+
+    out = Path(out)
+    if (out / SHARD_INDEX).is_file():
+        index = ShardIndex.read(out)
+        return {"status": "complete", "clips": len(index.clips), "frames": len(index.arrays["frame_item"])}
+    clips = discover_clips(root, use_gt=use_gt)
+    work = out / WORK_DIR
+    if out.exists() and any(out.iterdir()) and not work.is_dir():
+        raise FileExistsError(f"{out} is not empty and not a crop-shard folder")
+    for stale in (out / CHUNKS_DIR, work, out / BOXES_FILE):  # an interrupted run: start again
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as err:
+        raise PermissionError(f"cannot write to {out}: {err}") from err
+    (work / "cache").mkdir(parents=True)
+    base = selection or BoxSelection()
+    selection = BoxSelection(base.source, None, 1.0, base.gt_classes, base.min_visibility, base.gt_iou)
+    meta = {
+        "size": list(size),
+        "fps_cap": fps,
+        "selection": {
+            "source": selection.source,
+            "gt_classes": None if selection.gt_classes is None else list(selection.gt_classes),
+            "min_visibility": selection.min_visibility,
+            "gt_iou": selection.gt_iou,
+        },
+        "use_gt": use_gt,
+        "workers": workers,
+        "corpus": str(root),
+    }
+    fn = _ExtractClip(clips, str(work), size, selection, {"fps": fps, "chunk": chunk, "video_backend": video_backend})
+    saved = {k: os.environ.get(k) for k in ("DATA_OPTIMIZER_CACHE_FOLDER", "DATA_OPTIMIZER_DATA_CACHE_FOLDER")}
+    os.environ["DATA_OPTIMIZER_CACHE_FOLDER"] = str(work / "cache" / "chunks")
+    os.environ["DATA_OPTIMIZER_DATA_CACHE_FOLDER"] = str(work / "cache" / "data")
+    t0 = time.perf_counter()
+    try:
+        optimize(
+            fn=fn,
+            inputs=list(range(len(clips))),
+            output_dir=str((out / CHUNKS_DIR).resolve()),
+            num_workers=workers,
+            chunk_bytes=chunk_bytes,
+            keep_data_ordered=True,
+            reorder_files=False,
+            verbose=False,
+        )
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    index, skipped = _combine(out, clips, work, meta)
+    shutil.rmtree(work)
+    crops = int(np.load(out / BOXES_FILE)["box_start"][-1])
+    nbytes = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return {
+        "status": "extracted",
+        "clips": len(clips),
+        "frames": sum(c["frames"][1] - c["frames"][0] for c in index["clips"]),
+        "crops": crops,
+        "skipped": dict(skipped),
+        "seconds": time.perf_counter() - t0,
+        "bytes": nbytes,
+    }
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 256x128, got {text!r}") from err
+    return h, w
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="isr-lightning extract",
+        description="Decode a corpus once and store its person crops as LitData shards (docs/data.md).",
+    )
+    p.add_argument("root", help="corpus root: video folder with MOT sidecars, MOT sequences, or a manifest")
+    p.add_argument("out", help="output folder (train with --data.root OUT)")
+    p.add_argument("--workers", type=int, default=1, help="LitData worker processes")
+    p.add_argument("--fps", type=float, default=None, help="keep at most F frames per second (default: all)")
+    p.add_argument("--size", type=_size, default=(256, 128), help="stored crop size HxW (default 256x128)")
+    p.add_argument("--box-source", default="detections", choices=["detections", "gt"])
+    p.add_argument("--no-gt", action="store_true", help="ignore ground-truth files (no track ids)")
+    p.add_argument("--gt-classes", default="1,2,7", help="ground-truth classes kept ('all' keeps all)")
+    p.add_argument("--min-visibility", type=float, default=0.0)
+    p.add_argument("--gt-iou", type=float, default=0.5)
+    p.add_argument("--video-backend", default="decord", choices=["decord", "pyav"])
+    p.add_argument("--chunk-bytes", default="64MB", help="LitData chunk size")
+    return p
+
+
+def extract_main(argv: list[str]) -> int:
+    """Run the ``extract`` command.
+
+    Args:
+        argv: command-line arguments (without ``extract``).
+
+    Returns:
+        0 on success (or when the output is already complete), 2 on a usage error.
+    """
+    args = _parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    gt_classes = None if args.gt_classes == "all" else tuple(int(c) for c in args.gt_classes.split(","))
+    out = Path(args.out)
+    try:
+        summary = extract_corpus(
+            args.root,
+            out,
+            size=args.size,
+            workers=max(1, args.workers),
+            fps=args.fps,
+            selection=BoxSelection(args.box_source, None, 1.0, gt_classes, args.min_visibility, args.gt_iou),
+            use_gt=not args.no_gt,
+            video_backend=args.video_backend,
+            chunk_bytes=args.chunk_bytes,
+        )
+    except (DataRootError, FileExistsError, FileNotFoundError) as err:
+        print(f"isr-lightning extract: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # OUT not writable
+        print(f"isr-lightning extract: {err}", file=sys.stderr)
+        return 2
+    if summary["status"] == "complete":
+        print(f"{out} is complete ({summary['clips']} clips, {summary['frames']} frames); nothing to do")
+        return 0
+    print(
+        f"extracted {summary['clips']} clips: {summary['frames']} frames, {summary['crops']} crops, "
+        f"{summary['bytes'] / 2**20:.1f} MiB in {summary['seconds']:.1f} s to {out}; "
+        f"skipped: {summary['skipped'] or 'none'}"
+    )
+    return 0

@@ -1,0 +1,269 @@
+"""Crop shards: person crops stored once by ``isr-lightning extract``, read by random access.
+
+A shard folder ``OUT`` holds
+
+* ``chunks/``: a LitData dataset (``index.json`` + ``chunk-*.bin``), one item per kept frame:
+  ``{"clip", "frame", "timestamp", "fps", "width", "height", "crops", "boxes", "scores",
+  "ids"}`` with ``crops`` ``(K, 3, H, W)`` uint8 at the stored size;
+* ``boxes.npz``: the same boxes as flat arrays (``frame_item``, ``frame_number``,
+  ``box_start``, ``boxes``, ``scores``, ``ids``), so training indexes a clip without reading
+  its crops;
+* ``isr-crops.json`` (:data:`SHARD_INDEX`, written last: its presence marks a complete
+  folder): the options of the extraction and, per clip, its id, source, frame rate, size,
+  frame count, its range of frames in ``boxes.npz`` (their items are consecutive), or why it
+  was skipped.
+
+:class:`ShardCrops` is the :class:`~isr_lightning.data.crop_source.CropSource` of such a
+folder: it filters the stored boxes with the training ``score_threshold`` and
+``min_box_size``, indexes the frames exactly as the video source does, and reads the crops of
+the requested frames from the chunks (resized only when the training size differs from the
+stored one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from isr_lightning.data.clip_index import BoxSelection, ClipIndex, SkipItem
+from isr_lightning.data.crop_source import CropRequest, PairIndexing
+from isr_lightning.data.mot import FrameBoxes, clip_boxes
+from isr_lightning.data.sources import Clip
+from isr_lightning.data.transforms import resize_crops
+
+__all__ = [
+    "BOXES_FILE",
+    "CHUNKS_DIR",
+    "SHARD_INDEX",
+    "CorruptShardError",
+    "ShardCrops",
+    "ShardIndex",
+    "is_shard_folder",
+]
+
+log = logging.getLogger(__name__)
+
+SHARD_INDEX = "isr-crops.json"
+"""The index file of a complete shard folder (how ``--data.root`` recognises one)."""
+CHUNKS_DIR = "chunks"
+BOXES_FILE = "boxes.npz"
+FORMAT_VERSION = 1
+
+
+class CorruptShardError(RuntimeError):
+    """A file of a shard folder is missing, truncated or disagrees with the index."""
+
+
+def is_shard_folder(root: str | os.PathLike[str]) -> bool:
+    """Whether ``root`` is a local folder with a shard index (:data:`SHARD_INDEX`)."""
+    return (Path(root) / SHARD_INDEX).is_file()
+
+
+@dataclass
+class ShardIndex:
+    """The index of a shard folder.
+
+    Attributes:
+        root: the folder.
+        meta: the extraction's options (``size``, ``selection``, ``fps_cap``...).
+        clips: per clip: ``clip_id``, ``source``, ``kind``, ``fps``, ``width``, ``height``,
+            ``num_frames``, ``frames`` (``[start, stop)`` into the frame arrays), ``skip``
+            (``None`` or ``[reason, message]``).
+        arrays: ``frame_item (F,)``, ``frame_number (F,)``, ``box_start (F + 1,)``,
+            ``boxes (B, 4)``, ``scores (B,)``, ``ids (B,)``.
+    """
+
+    root: str
+    meta: dict[str, Any]
+    clips: list[dict[str, Any]]
+    arrays: dict[str, np.ndarray]
+
+    @classmethod
+    def read(cls, root: str | os.PathLike[str]) -> ShardIndex:
+        """Read the index of a shard folder.
+
+        Raises:
+            CorruptShardError: the index or the box arrays are missing or unreadable.
+        """
+        path = Path(root) / SHARD_INDEX
+        try:
+            data = json.loads(path.read_text())
+            with np.load(Path(root) / BOXES_FILE) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as err:
+            raise CorruptShardError(f"cannot read shard folder {root}: {err}") from err
+        if data.get("format") != FORMAT_VERSION:
+            raise CorruptShardError(f"{path}: format {data.get('format')!r}, expected {FORMAT_VERSION}")
+        return cls(str(root), data["meta"], data["clips"], arrays)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Stored crop size ``(H, W)``."""
+        return int(self.meta["size"][0]), int(self.meta["size"][1])
+
+    def clip_list(self) -> list[Clip]:
+        """The corpus's clips (id, source, kind, frame rate), in index order."""
+        return [
+            Clip(c["clip_id"], c["source"], kind=c["kind"], fps=c["fps"], num_frames=c["num_frames"])
+            for c in self.clips
+        ]
+
+    def frames(self, index: int) -> tuple[np.ndarray, np.ndarray, list[FrameBoxes]]:
+        """Frame numbers ``(F,)``, items ``(F,)`` and stored boxes of clip ``index``'s kept frames."""
+        lo, hi = self.clips[index]["frames"]
+        a = self.arrays
+        starts = a["box_start"][lo : hi + 1]
+        boxes = [
+            FrameBoxes(a["boxes"][s:e], a["ids"][s:e], a["scores"][s:e])
+            for s, e in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True)
+        ]
+        return a["frame_number"][lo:hi], a["frame_item"][lo:hi], boxes
+
+
+@dataclass
+class _ShardClip:
+    index: ClipIndex
+    item: dict[int, int]  # frame -> item
+    stored: dict[int, np.ndarray]  # frame -> stored crop positions of the ClipIndex's boxes
+
+
+class _Chunks:
+    """Random access to the items of a LitData folder, naming the chunk file of any failure."""
+
+    def __init__(self, folder: str) -> None:
+        from litdata import StreamingDataset
+
+        self.folder = folder
+        try:
+            with open(os.path.join(folder, "index.json")) as f:
+                chunks = json.load(f)["chunks"]
+        except (OSError, ValueError, KeyError) as err:
+            raise CorruptShardError(f"cannot read {os.path.join(folder, 'index.json')}: {err}") from err
+        for chunk in chunks:
+            path = os.path.join(folder, chunk["filename"])
+            size = os.path.getsize(path) if os.path.isfile(path) else None
+            if size != chunk["chunk_bytes"]:
+                found = "missing" if size is None else f"{size} bytes, index says {chunk['chunk_bytes']}"
+                raise CorruptShardError(f"corrupt chunk file {path}: {found}")
+        self.files = [os.path.join(folder, c["filename"]) for c in chunks]
+        self.ends = np.cumsum([c["chunk_size"] for c in chunks])
+        self.dataset = StreamingDataset(input_dir=folder, batch_decode=0)  # random access: one item at a time
+
+    def file_of(self, item: int) -> str:
+        """The chunk file holding ``item``."""
+        return self.files[int(np.searchsorted(self.ends, item, side="right"))]
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        try:
+            return self.dataset[int(item)]
+        except Exception as err:  # litdata raises whatever its deserialiser hits
+            raise CorruptShardError(f"corrupt chunk file {self.file_of(item)}: item {item}: {err!r}") from err
+
+
+class ShardCrops:
+    """Crops read from a shard folder (a :class:`~isr_lightning.data.crop_source.CropSource`).
+
+    Args:
+        root: the shard folder.
+        image_size: training crop size ``(H, W)`` (stored crops are resized with
+            :func:`~isr_lightning.data.transforms.resize_crops` when it differs).
+        boxes: the training's box options: ``score_threshold`` and ``min_box_size`` filter the
+            stored boxes; the others were fixed at extraction (a warning says when they differ).
+        indexing: which frames can be sampled.
+        index_cache: clips whose indexed boxes are kept.
+
+    Raises:
+        CorruptShardError: the folder's index cannot be read.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        image_size: tuple[int, int],
+        boxes: BoxSelection,
+        indexing: PairIndexing,
+        index_cache: int = 256,
+    ) -> None:
+        self.root = str(root)
+        self.shard_index = ShardIndex.read(root)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.boxes = boxes
+        self.indexing = indexing
+        self.index_cache = index_cache
+        stored = self.shard_index.meta["selection"]
+        for key in ("source", "gt_classes", "min_visibility", "gt_iou"):
+            want = getattr(boxes, key)
+            have = tuple(stored[key]) if isinstance(stored[key], list) else stored[key]
+            if want != have:
+                log.warning("shards %s were extracted with %s=%r (training asks %r)", root, key, have, want)
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop the open chunks and indexed clips."""
+        self._chunks: _Chunks | None = None
+        self._clips: OrderedDict[int, _ShardClip] = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_chunks"], state["_clips"] = None, OrderedDict()
+        return state
+
+    def _clip(self, index: int) -> _ShardClip:
+        if index in self._clips:
+            self._clips.move_to_end(index)
+            return self._clips[index]
+        entry = self.shard_index.clips[index]
+        if entry["skip"] is not None:
+            raise SkipItem(entry["skip"][0], entry["skip"][1])
+        numbers, items, stored = self.shard_index.frames(index)
+        frames, positions = {}, {}
+        thr, min_size = self.boxes.score_threshold, self.boxes.min_box_size
+        for f, fb in zip(numbers.tolist(), stored, strict=True):
+            _, keep = clip_boxes(fb.boxes, entry["width"], entry["height"], min_size)
+            if thr is not None:
+                keep &= fb.scores >= thr
+            rows = np.flatnonzero(keep)
+            frames[f], positions[f] = fb.select(rows), rows
+        parsed = self.indexing.build(frames, entry["fps"], entry["num_frames"], entry["source"])
+        clip = _ShardClip(parsed, dict(zip(numbers.tolist(), items.tolist(), strict=True)), positions)
+        self._clips[index] = clip
+        while len(self._clips) > self.index_cache:
+            self._clips.popitem(last=False)
+        return clip
+
+    def clip_index(self, index: int) -> ClipIndex:
+        """The sampleable frames of clip ``index`` (from the stored boxes, filtered)."""
+        return self._clip(index).index
+
+    def read(self, index: int, requests: Sequence[CropRequest]) -> list[Tensor]:
+        """Read the requested frames' items and take the crops of the requested boxes."""
+        clip = self._clip(index)
+        if self._chunks is None:
+            self._chunks = _Chunks(os.path.join(self.root, CHUNKS_DIR))
+        items: dict[int, np.ndarray] = {}
+        for f in sorted({f for f, _ in requests}):
+            item = self._chunks[clip.item[f]]
+            if (int(item["clip"]), int(item["frame"])) != (index, f):
+                raise CorruptShardError(
+                    f"{self._chunks.file_of(clip.item[f])}: item {clip.item[f]} is clip {int(item['clip'])} frame "
+                    f"{int(item['frame'])}, the index says clip {index} frame {f}"
+                )
+            items[f] = item["crops"]
+        out = []
+        for f, rows in requests:
+            crops = items[f][clip.stored[f][rows]]
+            if crops.shape[2:] == self.image_size:
+                out.append(torch.from_numpy(np.ascontiguousarray(crops)))
+            else:
+                out.append(resize_crops([c.transpose(1, 2, 0) for c in crops], self.image_size))
+        return out

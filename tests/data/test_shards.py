@@ -1,0 +1,234 @@
+"""Crop shards: ``isr-lightning extract`` writes LitData chunks, training reads them like videos."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from isr_lightning.data.clip_index import BoxSelection, SkipItem, read_clip_boxes
+from isr_lightning.data.crop_source import PairIndexing
+from isr_lightning.data.extract import extract_corpus, kept_frames
+from isr_lightning.data.loader import VideoPairLoader
+from isr_lightning.data.shards import CHUNKS_DIR, CorruptShardError, ShardCrops, ShardIndex
+from isr_lightning.data.sources import discover_clips
+from isr_lightning.data.stream import VideoPairStream
+from isr_lightning.data.transforms import CropTransform, crop_boxes, resize_crops
+from tests.cli.helpers import TINY
+from tests.data.videohelpers import decode_reference
+
+SIZE = (16, 8)
+SMALL = CropTransform(image_size=SIZE)
+STREAM = {"batch_size": 3, "batches_per_epoch": 6, "delta_frames": (1, 4), "min_box_size": 2}
+
+
+@pytest.fixture(scope="module")
+def shards(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("shards") / "out"
+    summary = extract_corpus(str(corpus), out, size=SIZE, workers=2)
+    assert summary["status"] == "extracted" and summary["clips"] == 8 and summary["skipped"] == {}
+    return out
+
+
+def _summary(batch):
+    return (batch.clip_index.tolist(), batch.frame_ids.tolist())
+
+
+def test_stored_crops_and_boxes_are_the_decoded_video_cut_and_resized(corpus, shards):
+    from litdata import StreamingDataset
+
+    items = StreamingDataset(input_dir=str(shards / CHUNKS_DIR))
+    index = ShardIndex.read(shards)
+    selection = BoxSelection(score_threshold=None, min_box_size=1)
+    clips = discover_clips(corpus)
+    assert [c.source for c in index.clip_list()] == [c.source for c in clips]
+    seen = 0
+    for i, clip in enumerate(clips):
+        frames = decode_reference(Path(clip.source))  # PyAV, sequential: independent of the extraction
+        height, width = frames.shape[1:3]
+        want = read_clip_boxes(clip, width, height, len(frames), selection)
+        numbers, item_numbers, boxes = index.frames(i)
+        assert numbers.tolist() == sorted(f for f, fb in want.items() if len(fb))
+        for f, k, stored in zip(numbers.tolist(), item_numbers.tolist(), boxes, strict=True):
+            item = items[k]
+            assert (item["clip"], item["frame"], item["width"], item["height"]) == (i, f, width, height)
+            assert item["timestamp"] == pytest.approx((f - 1) / item["fps"])
+            for got in (item, {"boxes": stored.boxes, "ids": stored.ids, "scores": stored.scores}):
+                np.testing.assert_array_equal(got["boxes"], want[f].boxes)
+                np.testing.assert_array_equal(got["ids"], want[f].ids)
+                np.testing.assert_array_equal(got["scores"], want[f].scores)
+            reference = resize_crops(crop_boxes(frames[f - 1], want[f].boxes), SIZE).numpy()
+            np.testing.assert_array_equal(item["crops"], reference)
+            seen += 1
+    assert seen == len(items) == 8 * 24
+
+
+def test_batches_from_shards_equal_batches_from_video(corpus, shards):
+    video = VideoPairStream(discover_clips(corpus), SMALL, **STREAM)
+    stored = VideoPairStream.from_shards(str(shards), SMALL, **STREAM)
+    for b in range(6):
+        want, got = video.make_batch(0, 0, 1, 2, b), stored.make_batch(0, 0, 1, 2, b)
+        assert _summary(got) == _summary(want)
+        for name in ("crops", "boxes", "track_ids", "pair_index", "frame_side"):
+            torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=0, atol=0)
+
+
+def test_other_training_sizes_resize_the_stored_crops_and_training_filters_apply(shards):
+    indexing = PairIndexing("temporal", (1, 4), None, 2)
+    strict = ShardCrops(str(shards), (8, 4), BoxSelection(score_threshold=0.95, min_box_size=2), indexing)
+    assert strict.shard_index.size == SIZE
+    with pytest.raises(SkipItem) as skipped:  # every score is 0.9
+        strict.clip_index(0)
+    assert skipped.value.reason == "too_few_people"
+    crops = ShardCrops(str(shards), (8, 4), BoxSelection(min_box_size=14), indexing)
+    full = ShardCrops(str(shards), SIZE, BoxSelection(min_box_size=1), indexing)
+    frames, every = crops.clip_index(0).frames, full.clip_index(0).frames
+    wide = {f: [k for k, box in enumerate(fb.boxes) if box[2] - box[0] >= 14] for f, fb in every.items()}
+    assert {f: len(fb) for f, fb in frames.items()} == {f: len(k) for f, k in wide.items()}
+    f = next(f for f, k in wide.items() if 0 < len(k) < len(every[f]))  # 12.8 px boxes snap to 13 or 14 px
+    kept = wide[f]
+    [small] = crops.read(0, [(f, np.arange(len(frames[f])))])
+    [stored] = full.read(0, [(f, np.array(kept))])
+    assert small.shape == (len(kept), 3, 8, 4)
+    torch.testing.assert_close(small, resize_crops([c.permute(1, 2, 0).numpy() for c in stored], (8, 4)))
+
+
+def test_two_ranks_two_workers_read_disjoint_clips_with_equal_batch_counts(shards):
+    per_rank = []
+    for rank in range(2):
+        stream = VideoPairStream.from_shards(
+            str(shards), SMALL, **{**STREAM, "batches_per_epoch": 5}, clips_per_batch=2
+        )
+        stream.rank, stream.world_size = rank, 2
+        batches = list(VideoPairLoader(stream, num_workers=2))
+        assert len(batches) == 5
+        per_rank.append(batches)
+    stream = VideoPairStream.from_shards(str(shards), SMALL, **STREAM)
+    owners = {(r, w): set(stream.shard(0, r, 2, w, 2)) for r in range(2) for w in range(2)}
+    pairs: dict[tuple[int, int], set] = {}
+    for rank, batches in enumerate(per_rank):
+        for b, batch in enumerate(batches):
+            assert set(batch.clip_index.tolist()) <= owners[(rank, b % 2)]
+            pairs.setdefault((rank, b % 2), set()).update(
+                (c, *f) for c, f in zip(batch.clip_index.tolist(), batch.frame_ids.tolist(), strict=True)
+            )
+    assert len(pairs) == 4
+    for a in pairs:
+        for b in pairs:
+            assert a == b or pairs[a].isdisjoint(pairs[b])
+
+
+def test_a_resumed_loader_continues_with_the_next_batches(shards):
+    full = list(VideoPairLoader(VideoPairStream.from_shards(str(shards), SMALL, **{**STREAM, "batches_per_epoch": 7})))
+    loader = VideoPairLoader(VideoPairStream.from_shards(str(shards), SMALL, **{**STREAM, "batches_per_epoch": 7}))
+    head = []
+    for batch in loader:
+        head.append(batch)
+        if len(head) == 3:
+            break
+    resumed = VideoPairLoader(VideoPairStream.from_shards(str(shards), SMALL, **{**STREAM, "batches_per_epoch": 7}))
+    resumed.resume(loader.epoch, loader.batches_consumed)
+    tail = list(resumed)
+    assert len(tail) == 4
+    for got, want in zip(head + tail, full, strict=True):
+        assert _summary(got) == _summary(want)
+        torch.testing.assert_close(got.crops, want.crops, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "overwritten"])
+def test_a_corrupt_chunk_file_is_reported_by_name(shards, tmp_path, damage):
+    copy = tmp_path / "copy"
+    shutil.copytree(shards, copy)
+    chunk = sorted((copy / CHUNKS_DIR).glob("chunk-*.bin"))[0]
+    data = chunk.read_bytes()
+    if damage == "truncated":
+        chunk.write_bytes(data[: len(data) // 2])
+    else:  # same size: the item table at the start of the chunk is garbage
+        chunk.write_bytes(b"\xff" * 64 + data[64:])
+    stream = VideoPairStream.from_shards(str(copy), SMALL, **STREAM)
+    with pytest.raises(CorruptShardError, match=chunk.name):
+        for b in range(6):
+            stream.make_batch(0, 0, 1, 1, b)
+
+
+def test_kept_frames_subsample_to_at_most_fps_per_second():
+    frames = list(range(1, 26))
+    assert kept_frames(frames, 25.0, None) == frames
+    assert kept_frames(frames, 25.0, 5.0) == [1, 6, 11, 16, 21]
+    assert kept_frames([2, 3, 6, 8], 25.0, 5.0) == [6]  # slot 0 starts at frame 1, which has no box
+    assert kept_frames(frames, 12.0, 30.0) == frames
+
+
+@pytest.mark.slow  # ~25 s: two commands, one of them a 2-step fit
+def test_extract_command_then_fit_from_the_shards(run_cli, tiny_corpus, tmp_path):
+    out = tmp_path / "shards"
+    result = run_cli("isr-lightning", "extract", str(tiny_corpus), str(out), "--size", "64x32", "--fps", "6")
+    assert "extracted 2 clips" in result.stdout and "skipped: none" in result.stdout
+    assert ShardIndex.read(out).meta["fps_cap"] == 6.0
+    again = run_cli("isr-lightning", "extract", str(tiny_corpus), str(out))
+    assert "is complete" in again.stdout
+    run_cli("isr-lightning", "fit", "--config", "cpu_demo", "--data.root", str(out), *TINY)
+
+
+def test_extract_errors_and_an_interrupted_run_restarts_to_the_same_bytes(run_cli, corpus, shards, tmp_path):
+    missing = run_cli("isr-lightning", "extract", str(tmp_path / "nope"), str(tmp_path / "o"), check=False)
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    assert "not found" in missing.stderr
+    (tmp_path / "file").write_text("")
+    unwritable = run_cli("isr-lightning", "extract", str(corpus), str(tmp_path / "file" / "out"), check=False)
+    assert unwritable.returncode == 2 and unwritable.stderr.startswith("isr-lightning extract: cannot write to")
+    assert len(unwritable.stderr.strip().splitlines()) == 1
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    busy = run_cli("isr-lightning", "extract", str(corpus), str(other), check=False)
+    assert busy.returncode == 2 and "not empty" in busy.stderr and (other / "notes.txt").exists()
+    interrupted = tmp_path / "interrupted"
+    (interrupted / ".extract").mkdir(parents=True)
+    (interrupted / CHUNKS_DIR).mkdir()
+    (interrupted / CHUNKS_DIR / "chunk-0-0.bin").write_bytes(b"half")
+    summary = extract_corpus(str(corpus), interrupted, size=SIZE, workers=2)
+    assert summary["status"] == "extracted" and not (interrupted / ".extract").exists()
+    files = sorted(p.relative_to(shards) for p in shards.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(interrupted) for p in interrupted.rglob("*") if p.is_file())
+    for name in files:  # deterministic: the same bytes as the fixture's extraction
+        if name != Path(CHUNKS_DIR, "index.json"):  # LitData writes its updated_at time there
+            assert (shards / name).read_bytes() == (interrupted / name).read_bytes(), name
+
+
+def test_bad_clips_are_skipped_and_counted_as_training_from_video_counts_them(bad_corpus, tmp_path):
+    from tests.data.test_bad_inputs import EXPECTED
+
+    summary = extract_corpus(str(bad_corpus), tmp_path / "bad", size=SIZE)
+    # decided at extraction; clip_too_short and too_few_people depend on training's options
+    assert summary["skipped"] == {"unreadable_video": 3, "missing_detections": 1, "malformed_detections": 1}
+    options = {"batch_size": 4, "batches_per_epoch": 5, "delta_frames": (5, 8), "min_box_size": 2}
+    stored = VideoPairStream.from_shards(str(tmp_path / "bad"), SMALL, **options)
+    reasons = {}
+    for i, clip in enumerate(stored.clips):
+        try:
+            stored.crops.clip_index(i)
+        except SkipItem as err:
+            reasons[Path(clip.source).stem] = err.reason
+    assert reasons == EXPECTED
+    video = VideoPairStream(discover_clips(bad_corpus), SMALL, **options)
+    for b in range(5):
+        want, got = video.make_batch(0, 0, 1, 1, b), stored.make_batch(0, 0, 1, 1, b)
+        assert got.skipped == want.skipped and _summary(got) == _summary(want)
+
+
+def test_the_datamodule_recognises_a_shard_folder(shards, corpus):
+    from isr_lightning.data import VideoPairDataModule
+
+    options = {"image_size": SIZE, "num_workers": 0, "delta_frames": (1, 4), "min_box_size": 2, "batch_size": 3}
+    stored, video = VideoPairDataModule(root=str(shards), **options), VideoPairDataModule(root=str(corpus), **options)
+    stored.setup("fit")
+    video.setup("fit")
+    assert stored.stream.shards == str(shards) and video.stream.shards is None
+    assert [c.source for c in stored.clips] == [c.source for c in video.clips]
+    got, want = next(iter(stored.train_dataloader())), next(iter(video.train_dataloader()))
+    assert _summary(got) == _summary(want)
+    torch.testing.assert_close(got.crops, want.crops, rtol=0, atol=0)
