@@ -320,15 +320,21 @@ class VideoPairStream(IterableDataset):
             )
         return _Visit(planned, skipped)
 
-    def _augment(self, index: int, pair: _ResizedPair, gen: torch.Generator) -> FramePairSample:
+    def _sample(self, index: int, pair: _ResizedPair, crops: tuple[Tensor, Tensor]) -> FramePairSample:
         fa, fb = pair.boxes
         return FramePairSample(
-            crops=(self.transform.from_resized(pair.crops[0], gen), self.transform.from_resized(pair.crops[1], gen)),
+            crops=crops,
             boxes=(torch.from_numpy(fa.boxes.copy()), torch.from_numpy(fb.boxes.copy())),
             track_ids=(torch.from_numpy(fa.ids.copy()), torch.from_numpy(fb.ids.copy())),
             clip_index=index,
             frame_ids=pair.frame_ids,
         )
+
+    def _augment(self, pairs: list[_ResizedPair], gen: torch.Generator) -> list[tuple[Tensor, Tensor]]:
+        """Augment every crop of a batch in one call (each crop draws its own augmentation)."""
+        sides = [crops for pair in pairs for crops in pair.crops]
+        out = self.transform.from_resized(torch.cat(sides), gen).split([len(c) for c in sides])
+        return list(zip(out[0::2], out[1::2], strict=True))
 
     def make_batch(self, epoch: int, rank: int, world_size: int, num_workers: int, b: int) -> FramePairBatch:
         """Build batch ``b`` (0-based, per rank) of ``epoch``; deterministic given the files.
@@ -355,7 +361,12 @@ class VideoPairStream(IterableDataset):
             self._visit = (key, self._plan_visit(epoch, shard, visit))
         planned = self._visit[1]
         gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, rank, b]).integers(2**62)))
-        samples = [self._augment(index, pairs[turn], gen) for index, pairs in planned.clips]
+        pairs = [pairs[turn] for _, pairs in planned.clips]
+        crops = self._augment(pairs, gen)
+        samples = [
+            self._sample(index, pair, views)
+            for (index, _), pair, views in zip(planned.clips, pairs, crops, strict=True)
+        ]
         return collate_frame_pairs(samples, self.max_crops_per_batch, planned.skipped if turn == 0 else None)
 
     def __iter__(self):
