@@ -38,7 +38,7 @@ from isr_lightning.lightning_cli import build_from_config, recipe_path
 ROWS: dict[str, list[str]] = {
     "no_training": [],
     "instance_discrimination": [
-        "--data.init_args.pairing=instance",
+        "--data.init_args.sampling.pairing=instance",
         "--model.init_args.pair_miner=instance",
         "--model.init_args.reliability=uniform",
     ],

@@ -20,7 +20,7 @@ import argparse
 import statistics
 import time
 
-from isr_lightning.data import CropTransform, VideoPairStream, discover_clips
+from isr_lightning.data import CropTransform, PairSampling, VideoPairStream, discover_clips
 from isr_lightning.demo import DEFAULT_CACHE
 from isr_lightning.synth import generate_corpus
 
@@ -32,7 +32,8 @@ MODES = {
 
 
 def seconds_per_batch(clips, transform, batches: int, **cache) -> float:
-    stream = VideoPairStream(clips, transform, batch_size=8, delta_seconds=(0.5, 3.0), batches_per_epoch=10**6, **cache)
+    sampling = PairSampling(delta_seconds=(0.5, 3.0), pairs_per_visit=1)  # every batch opens its clips
+    stream = VideoPairStream(clips, transform, batch_size=8, batches_per_epoch=10**6, sampling=sampling, **cache)
     stream.make_batch(0, 0, 1, 2, 0)  # import and allocation warm-up
     start = time.perf_counter()
     for b in range(1, batches + 1):

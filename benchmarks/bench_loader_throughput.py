@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from bench_video_loading import write_clip
 
-from isr_lightning.data import CropTransform, VideoPairStream, discover_clips
+from isr_lightning.data import CropTransform, PairSampling, VideoPairStream, discover_clips
 
 DEMO_CORPUS = Path.home() / ".cache/isr-lightning/demo-seed0/corpus-40"
 
@@ -38,9 +38,7 @@ def pairs_per_second(clips, pairs_per_visit: int, batches: int) -> tuple[float, 
         CropTransform(image_size=(128, 64)),
         batch_size=8,
         batches_per_epoch=10**6,
-        delta_seconds=(0.5, 3.0),
-        max_crops_per_pair=24,
-        pairs_per_visit=pairs_per_visit,
+        sampling=PairSampling(delta_seconds=(0.5, 3.0), max_crops_per_pair=24, pairs_per_visit=pairs_per_visit),
     )
     stream.make_batch(0, 0, 1, 1, 0)  # imports and first allocations outside the timing
     t0 = time.perf_counter()

@@ -23,12 +23,16 @@ from pathlib import Path
 
 import torch
 
-from isr_lightning.data import CropTransform, VideoPairStream, discover_clips
+from isr_lightning.data import CropTransform, PairSampling, VideoPairStream, discover_clips
 from isr_lightning.data.extract import extract_corpus
 from isr_lightning.demo import DEFAULT_CACHE
 from isr_lightning.synth import generate_corpus
 
-STREAM = {"batch_size": 8, "delta_seconds": (0.5, 3.0), "max_crops_per_pair": 24, "batches_per_epoch": 10**6}
+STREAM = {
+    "batch_size": 8,
+    "batches_per_epoch": 10**6,
+    "sampling": PairSampling(delta_seconds=(0.5, 3.0), max_crops_per_pair=24),
+}
 
 
 def pairs_per_second(stream: VideoPairStream, batches: int) -> float:

@@ -26,7 +26,7 @@ import av
 import numpy as np
 import torch
 
-from isr_lightning.data import CropTransform, VideoPairLoader, VideoPairStream, discover_clips
+from isr_lightning.data import CropTransform, PairSampling, VideoPairLoader, VideoPairStream, discover_clips
 from isr_lightning.data.transforms import crop_boxes
 
 
@@ -88,8 +88,7 @@ def bench_resolution(root: Path, width: int, height: int, args) -> dict:
             transform,
             batch_size=args.batch_size,
             batches_per_epoch=10**6,
-            delta_frames=(1, 30),
-            clips_per_batch=args.clips,
+            sampling=PairSampling(delta_frames=(1, 30), clips_per_batch=args.clips),
             video_backend=backend,
         )
         stream.make_batch(0, 0, 1, 1, 0)  # open the readers (index + first frame) outside the timing
@@ -135,8 +134,7 @@ def bench_feeding(clips, args) -> dict:
             CropTransform(image_size=(256, 128)),
             batch_size=args.batch_size,
             batches_per_epoch=args.feed_batches,
-            delta_frames=(1, 30),
-            clips_per_batch=min(4, len(clips)),
+            sampling=PairSampling(delta_frames=(1, 30), clips_per_batch=min(4, len(clips))),
         )
 
     cached = [make_stream().make_batch(0, 0, 1, 1, b) for b in range(3)]

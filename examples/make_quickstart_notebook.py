@@ -31,7 +31,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from isr_lightning import ISRModule
 from isr_lightning.callbacks import CropThroughput
-from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data import CropTransform, PairSampling, VideoPairDataModule
 from isr_lightning.evaluation.callback import ReIDBenchmarkEvaluation
 from isr_lightning.synth import generate_benchmark, generate_corpus
 
@@ -64,10 +64,10 @@ code that trains under `if __name__ == "__main__":`, or every worker runs the wh
 model = ISRModule(backbone="resnet10t", pretrained=False, embed_dim=64, image_size=IMAGE_SIZE)
 data = VideoPairDataModule(
     root=corpus.root,
-    image_size=IMAGE_SIZE,
     batch_size=2,
     batches_per_epoch=STEPS,
-    delta_seconds=(0.5, 1.5),
+    transform=CropTransform(image_size=IMAGE_SIZE),
+    sampling=PairSampling(delta_seconds=(0.5, 1.5)),
     num_workers=0,
 )
 evaluation = ReIDBenchmarkEvaluation(benchmark.root, dataset="folder", num_plot_queries=4, plot_topk=6)

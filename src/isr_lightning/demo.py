@@ -30,7 +30,7 @@ from jsonargparse import lazy_instance
 
 from isr_lightning.batch import FramePairBatch
 from isr_lightning.callbacks import RichStepProgressBar, TrainingTimeBudget
-from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data import CropTransform, PairSampling, VideoPairDataModule
 from isr_lightning.evaluation import (
     ReIDImageDataset,
     ReIDSplit,
@@ -115,11 +115,10 @@ def unaugmented_frame_pairs(corpus: Path, image_size: Sequence[int], num_batches
     """A fixed set of training batches (8 frame pairs, 0.5-3 s apart, no augmentation) with gt ids."""
     data = VideoPairDataModule(
         root=corpus,
-        image_size=tuple(image_size),
         batch_size=8,
         batches_per_epoch=num_batches,
-        delta_seconds=(0.5, 3.0),
-        augment=False,
+        transform=CropTransform(image_size=tuple(image_size), train=False),
+        sampling=PairSampling(delta_seconds=(0.5, 3.0)),
         num_workers=0,
         seed=12345,
     )

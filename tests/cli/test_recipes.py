@@ -57,15 +57,13 @@ def test_fit_shipped_recipe(recipe, entry, run_cli, tiny_corpus, tmp_path):
 
 
 def test_recipes_declare_hardware_and_match_image_sizes():
-    import yaml
-
     for recipe in RECIPES:
         path = recipe_path(recipe)
         text = path.read_text()
         assert "Hardware:" in text and "Reproduces:" in text, f"{path} header"
         config = yaml.safe_load(text)
         model, data = config["model"]["init_args"], config["data"]["init_args"]
-        assert model["image_size"] == data["image_size"], recipe
+        assert model["image_size"] == data["transform"]["image_size"], recipe
     swin = yaml.safe_load(recipe_path("swin_b").read_text())
     assert swin["model"]["init_args"]["backbone"] == "swin_base_patch4_window7_224"
     assert swin["model"]["init_args"]["embed_dim"] == 512

@@ -3,12 +3,14 @@ import logging
 import pytest
 
 from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data.clip_index import BoxSelection, PairSampling
 from isr_lightning.data.loader import VideoPairLoader
 from isr_lightning.data.sources import discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
 
 SMALL = CropTransform(image_size=(16, 8))
+TWO_PIXELS = BoxSelection(min_box_size=2)
 
 
 EXPECTED = {
@@ -28,7 +30,7 @@ def test_each_bad_item_is_skipped_counted_and_logged(bad_corpus, caplog, backend
     assert len(clips) == 8
     good = next(i for i, c in enumerate(clips) if c.clip_id == "good")
     stream = VideoPairStream(
-        clips, SMALL, batch_size=4, batches_per_epoch=5, delta_frames=(5, 8), min_box_size=2, video_backend=backend
+        clips, SMALL, 4, 5, sampling=PairSampling(delta_frames=(5, 8)), boxes=TWO_PIXELS, video_backend=backend
     )
     with caplog.at_level(logging.WARNING, logger="isr_lightning.data.stream"):
         batches = list(VideoPairLoader(stream))
@@ -57,7 +59,7 @@ def test_bad_items_in_the_shards_of_ranks_and_workers(bad_corpus):
     # here in-process, batch by batch (tests/data/test_worker_processes.py starts real workers).
     clips = discover_clips(bad_corpus)
     good = next(i for i, c in enumerate(clips) if c.clip_id == "good")
-    stream = VideoPairStream(clips, SMALL, batch_size=2, batches_per_epoch=6, delta_frames=(5, 8), min_box_size=2)
+    stream = VideoPairStream(clips, SMALL, 2, 6, sampling=PairSampling(delta_frames=(5, 8)), boxes=TWO_PIXELS)
     holder = {}
     for num_workers in (1, 2):
         shards = [(r, w) for r in range(2) for w in range(num_workers)]
@@ -80,7 +82,7 @@ def test_bad_items_in_the_shards_of_ranks_and_workers(bad_corpus):
 
 def test_shard_of_only_bad_clips_raises(bad_corpus):
     clips = [c for c in discover_clips(bad_corpus) if c.clip_id != "good"]
-    stream = VideoPairStream(clips, SMALL, batch_size=2, batches_per_epoch=2, delta_frames=(5, 8))
+    stream = VideoPairStream(clips, SMALL, 2, 2, sampling=PairSampling(delta_frames=(5, 8)))
     with pytest.raises(RuntimeError, match="no usable clip"):
         stream.make_batch(0, 0, 1, 1, 0)
 

@@ -4,7 +4,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from isr_lightning.batch import FramePairBatch
-from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data import BoxSelection, CropTransform, PairSampling, VideoPairDataModule
 
 
 class _Recorder(pl.LightningModule):
@@ -25,11 +25,11 @@ class _Recorder(pl.LightningModule):
 def _dm(root, **kw):
     return VideoPairDataModule(
         root,
-        image_size=(16, 8),
         batch_size=2,
         batches_per_epoch=5,
-        delta_frames=(1, 3),
-        min_box_size=2,
+        transform=CropTransform(image_size=(16, 8)),
+        sampling=PairSampling(delta_frames=(1, 3)),
+        boxes=BoxSelection(min_box_size=2),
         num_workers=0,
         **kw,
     )
@@ -85,13 +85,12 @@ def test_datamodule_state_roundtrip(corpus):
 def test_swin_size_and_pairing_options(corpus, pairing):
     dm = VideoPairDataModule(
         corpus,
-        image_size=(224, 224),
         batch_size=2,
         batches_per_epoch=1,
-        pairing=pairing,
+        transform=CropTransform(image_size=(224, 224)),
+        sampling=PairSampling(pairing=pairing, delta_seconds=(0.04, 0.2)),
+        boxes=BoxSelection(min_box_size=2),
         num_workers=0,
-        delta_seconds=(0.04, 0.2),
-        min_box_size=2,
     )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from isr_lightning.data.clip_index import BoxSelection, PairSampling
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
@@ -72,8 +73,8 @@ def test_crops_equal_box_regions_and_pairs_in_delta(tmp_path, video, backend):
         [clip],
         CropTransform(image_size=(32, 16), **PLAIN),
         batch_size=4,
-        delta_frames=(2, 5),
-        min_box_size=1,
+        sampling=PairSampling(delta_frames=(2, 5)),
+        boxes=BoxSelection(min_box_size=1),
         video_backend=backend,
     )
     for b in range(3):
@@ -98,8 +99,8 @@ def test_clipped_box_is_cut_at_the_border(tmp_path, video):
         [Clip("v", str(video), "video", str(det))],
         CropTransform(image_size=(26, 10), **PLAIN),
         batch_size=1,
-        delta_frames=(1, 1),
-        min_box_size=1,
+        sampling=PairSampling(delta_frames=(1, 1)),
+        boxes=BoxSelection(min_box_size=1),
     )
     batch = stream.make_batch(0, 0, 1, 1, 0)
     ref = decode_reference(video)

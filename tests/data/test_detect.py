@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data import CropTransform, PairSampling, VideoPairDataModule
 from isr_lightning.data.commands import detect_main
 from isr_lightning.data.detectors import BackgroundSubtractionDetector, Detector, TorchvisionDetector
 from isr_lightning.data.mot import read_mot_file
@@ -50,7 +50,12 @@ def test_detect_command_writes_sidecars_the_datamodule_reads(tmp_path):
     assert len(dets) >= 25 and all(len(fb) <= 4 for fb in dets.values())
     assert detect_main([str(tmp_path)]) == 0  # existing sidecar kept
     dm = VideoPairDataModule(
-        tmp_path, image_size=(32, 16), batch_size=2, batches_per_epoch=1, num_workers=0, delta_frames=(1, 5)
+        tmp_path,
+        batch_size=2,
+        batches_per_epoch=1,
+        transform=CropTransform(image_size=(32, 16)),
+        sampling=PairSampling(delta_frames=(1, 5)),
+        num_workers=0,
     )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))

@@ -6,7 +6,7 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data import BoxSelection, CropTransform, PairSampling, VideoPairDataModule
 
 
 def _free_port() -> int:
@@ -20,11 +20,11 @@ def _worker(rank: int, port: int, root: str, out: dict) -> None:
     try:
         dm = VideoPairDataModule(
             root,
-            image_size=(16, 8),
             batch_size=2,
             batches_per_epoch=4,
-            delta_frames=(1, 3),
-            min_box_size=2,
+            transform=CropTransform(image_size=(16, 8)),
+            sampling=PairSampling(delta_frames=(1, 3)),
+            boxes=BoxSelection(min_box_size=2),
             num_workers=2,
         )
         dm.setup("fit")

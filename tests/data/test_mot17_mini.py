@@ -6,10 +6,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from isr_lightning.data.clip_index import BoxSelection, PairSampling
 from isr_lightning.data.sources import discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
 
+ONE_TO_THREE = PairSampling(delta_frames=(1, 3))
 PLAIN = CropTransform(image_size=(64, 32), mean=(0, 0, 0), std=(1, 1, 1), train=False)
 
 
@@ -48,7 +50,7 @@ def test_discovers_the_sequences(mot17_mini):
 
 def test_pairs_from_real_frames_and_det_txt(mot17_mini):
     clips = discover_clips(mot17_mini)
-    stream = VideoPairStream(clips, PLAIN, batch_size=4, delta_frames=(1, 3), min_box_size=0)
+    stream = VideoPairStream(clips, PLAIN, batch_size=4, sampling=ONE_TO_THREE, boxes=BoxSelection(min_box_size=0))
     batch = stream.make_batch(0, 0, 1, 1, 0)
     assert set(batch.clip_index.tolist()) == {0, 1, 2, 3}
     for n in range(batch.num_crops):
@@ -70,8 +72,9 @@ def test_pairs_from_real_frames_and_det_txt(mot17_mini):
 
 def test_gt_ids_line_up_with_boxes(mot17_mini):
     clips = discover_clips(mot17_mini)
-    gt_stream = VideoPairStream(clips, PLAIN, batch_size=4, delta_frames=(1, 3), box_source="gt", min_box_size=0)
-    det_stream = VideoPairStream(clips, PLAIN, batch_size=4, delta_frames=(1, 3), min_box_size=0)
+    gt_boxes = BoxSelection(source="gt", min_box_size=0)
+    gt_stream = VideoPairStream(clips, PLAIN, batch_size=4, sampling=ONE_TO_THREE, boxes=gt_boxes)
+    det_stream = VideoPairStream(clips, PLAIN, batch_size=4, sampling=ONE_TO_THREE, boxes=BoxSelection(min_box_size=0))
     for stream, exact in ((gt_stream, True), (det_stream, False)):
         batch = stream.make_batch(0, 0, 1, 1, 0)
         known = 0

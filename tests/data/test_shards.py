@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from isr_lightning.data.clip_index import BoxSelection, SkipItem, read_clip_boxes
-from isr_lightning.data.crop_source import PairIndexing
+from isr_lightning.data.clip_index import BoxSelection, PairSampling, SkipItem, read_clip_boxes
 from isr_lightning.data.extract import extract_corpus, kept_frames
 from isr_lightning.data.loader import VideoPairLoader
 from isr_lightning.data.shards import CHUNKS_DIR, CorruptShardError, ShardCrops, ShardIndex
@@ -22,7 +21,12 @@ from tests.data.videohelpers import decode_reference
 
 SIZE = (16, 8)
 SMALL = CropTransform(image_size=SIZE)
-STREAM = {"batch_size": 3, "batches_per_epoch": 6, "delta_frames": (1, 4), "min_box_size": 2}
+STREAM = {
+    "batch_size": 3,
+    "batches_per_epoch": 6,
+    "sampling": PairSampling(delta_frames=(1, 4)),
+    "boxes": BoxSelection(min_box_size=2),
+}
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +81,14 @@ def test_batches_from_shards_equal_batches_from_video(corpus, shards):
 
 
 def test_other_training_sizes_resize_the_stored_crops_and_training_filters_apply(shards):
-    indexing = PairIndexing("temporal", (1, 4), None, 2)
-    strict = ShardCrops(str(shards), (8, 4), BoxSelection(score_threshold=0.95, min_box_size=2), indexing)
+    sampling = PairSampling(delta_frames=(1, 4))
+    strict = ShardCrops(str(shards), (8, 4), BoxSelection(score_threshold=0.95, min_box_size=2), sampling)
     assert strict.shard_index.size == SIZE
     with pytest.raises(SkipItem) as skipped:  # every score is 0.9
         strict.clip_index(0)
     assert skipped.value.reason == "too_few_people"
-    crops = ShardCrops(str(shards), (8, 4), BoxSelection(min_box_size=14), indexing)
-    full = ShardCrops(str(shards), SIZE, BoxSelection(min_box_size=1), indexing)
+    crops = ShardCrops(str(shards), (8, 4), BoxSelection(min_box_size=14), sampling)
+    full = ShardCrops(str(shards), SIZE, BoxSelection(min_box_size=1), sampling)
     frames, every = crops.clip_index(0).frames, full.clip_index(0).frames
     wide = {f: [k for k, box in enumerate(fb.boxes) if box[2] - box[0] >= 14] for f, fb in every.items()}
     assert {f: len(fb) for f, fb in frames.items()} == {f: len(k) for f, k in wide.items()}
@@ -98,10 +102,9 @@ def test_other_training_sizes_resize_the_stored_crops_and_training_filters_apply
 
 def test_two_ranks_two_workers_read_disjoint_clips_with_equal_batch_counts(shards):
     per_rank = []
+    options = {**STREAM, "batches_per_epoch": 5, "sampling": PairSampling(delta_frames=(1, 4), clips_per_batch=2)}
     for rank in range(2):
-        stream = VideoPairStream.from_shards(
-            str(shards), SMALL, **{**STREAM, "batches_per_epoch": 5}, clips_per_batch=2
-        )
+        stream = VideoPairStream.from_shards(str(shards), SMALL, **options)
         stream.rank, stream.world_size = rank, 2
         batches = list(VideoPairLoader(stream, num_workers=2))
         assert len(batches) == 5
@@ -205,7 +208,12 @@ def test_bad_clips_are_skipped_and_counted_as_training_from_video_counts_them(ba
     summary = extract_corpus(str(bad_corpus), tmp_path / "bad", size=SIZE)
     # decided at extraction; clip_too_short and too_few_people depend on training's options
     assert summary["skipped"] == {"unreadable_video": 3, "missing_detections": 1, "malformed_detections": 1}
-    options = {"batch_size": 4, "batches_per_epoch": 5, "delta_frames": (5, 8), "min_box_size": 2}
+    options = {
+        "batch_size": 4,
+        "batches_per_epoch": 5,
+        "sampling": PairSampling(delta_frames=(5, 8)),
+        "boxes": BoxSelection(min_box_size=2),
+    }
     stored = VideoPairStream.from_shards(str(tmp_path / "bad"), SMALL, **options)
     reasons = {}
     for i, clip in enumerate(stored.clips):
@@ -223,7 +231,7 @@ def test_bad_clips_are_skipped_and_counted_as_training_from_video_counts_them(ba
 def test_the_datamodule_recognises_a_shard_folder(shards, corpus):
     from isr_lightning.data import VideoPairDataModule
 
-    options = {"image_size": SIZE, "num_workers": 0, "delta_frames": (1, 4), "min_box_size": 2, "batch_size": 3}
+    options = {"transform": SMALL, "num_workers": 0, **STREAM}
     stored, video = VideoPairDataModule(root=str(shards), **options), VideoPairDataModule(root=str(corpus), **options)
     stored.setup("fit")
     video.setup("fit")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from isr_lightning.batch import FramePairBatch, frame_pair_groups
+from isr_lightning.data.clip_index import BoxSelection, PairSampling
 from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
 from isr_lightning.data.loader import VideoPairLoader
 from isr_lightning.data.sources import discover_clips
@@ -14,12 +15,17 @@ from isr_lightning.data.transforms import CropTransform
 SMALL = CropTransform(image_size=(16, 8))
 
 
-def _stream(root, **kw):
-    kw.setdefault("batch_size", 3)
-    kw.setdefault("batches_per_epoch", 6)
-    kw.setdefault("delta_frames", (1, 4))
-    kw.setdefault("min_box_size", 2)
-    return VideoPairStream(discover_clips(root), SMALL, **kw)
+def _stream(root, batch_size=3, batches_per_epoch=6, reader_cache=16, **sampling):
+    sampling.setdefault("delta_frames", (1, 4))
+    return VideoPairStream(
+        discover_clips(root),
+        SMALL,
+        batch_size=batch_size,
+        batches_per_epoch=batches_per_epoch,
+        sampling=PairSampling(**sampling),
+        boxes=BoxSelection(min_box_size=2),
+        reader_cache=reader_cache,
+    )
 
 
 def _sample(ka, kb, clip, t):
@@ -115,7 +121,9 @@ def test_equal_batch_counts_with_uneven_and_tiny_corpus(corpus, tmp_path):
     clips = discover_clips(corpus)[:3]  # 3 clips for 4 shards: shards share clips
     counts = []
     for rank in range(2):
-        stream = VideoPairStream(clips, SMALL, batch_size=2, batches_per_epoch=7, delta_frames=(1, 3), min_box_size=2)
+        stream = VideoPairStream(
+            clips, SMALL, 2, 7, sampling=PairSampling(delta_frames=(1, 3)), boxes=BoxSelection(min_box_size=2)
+        )
         stream.rank, stream.world_size = rank, 2
         counts.append(len(_run(VideoPairLoader(stream, num_workers=2))))
     assert counts == [7, 7]

@@ -15,12 +15,13 @@ from pathlib import Path
 SCRIPT = """
 import gc, sys
 from pathlib import Path
-from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data import CropTransform, PairSampling, VideoPairDataModule
 from isr_lightning.data.loader import VideoPairLoader
+SIZE = CropTransform(image_size=(32, 16))
 
 def used_once(root):
-    data = VideoPairDataModule(root=root, image_size=(32, 16), batch_size=2, batches_per_epoch=2,
-                               num_workers=0, delta_frames=(1, 3))
+    data = VideoPairDataModule(root=root, transform=SIZE, batch_size=2, batches_per_epoch=2,
+                               num_workers=0, sampling=PairSampling(delta_frames=(1, 3)))
     for _ in data.train_dataloader():
         pass
 
@@ -31,8 +32,8 @@ if __name__ == "__main__":
     root = Path(sys.argv[1])
     gc.disable()  # the used module's readers stay as garbage until the workers start
     used_once(root)
-    data = VideoPairDataModule(root=root, image_size=(32, 16), batch_size=2, batches_per_epoch=4,
-                               num_workers=2, delta_frames=(1, 3))
+    data = VideoPairDataModule(root=root, transform=SIZE, batch_size=2, batches_per_epoch=4,
+                               num_workers=2, sampling=PairSampling(delta_frames=(1, 3)))
     data.setup("fit")
     loader = VideoPairLoader(data.stream, num_workers=2, worker_init_fn=collect)
     print(sum(1 for _ in loader), "batches")
@@ -49,23 +50,25 @@ def test_workers_do_not_deadlock_on_inherited_decoders(corpus: Path, tmp_path: P
 
 UNGUARDED = """
 import os, sys
-from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data import CropTransform, PairSampling, VideoPairDataModule
+SIZE = CropTransform(image_size=(32, 16))
 
 print("top level runs", flush=True)
-data = VideoPairDataModule(root=sys.argv[1], image_size=(32, 16), batch_size=2, batches_per_epoch=2,
-                           num_workers=1, delta_frames=(1, 3))
+data = VideoPairDataModule(root=sys.argv[1], transform=SIZE, batch_size=2, batches_per_epoch=2,
+                           num_workers=1, sampling=PairSampling(delta_frames=(1, 3)))
 print(sum(1 for _ in data.train_dataloader()), "batches")
 """
 
 
 GUARDED = """
 import os, sys
-from isr_lightning.data import VideoPairDataModule
+from isr_lightning.data import CropTransform, PairSampling, VideoPairDataModule
+SIZE = CropTransform(image_size=(32, 16))
 
 if __name__ == "__main__":
     print("top level runs", flush=True)
-    data = VideoPairDataModule(root=sys.argv[1], image_size=(32, 16), batch_size=2, batches_per_epoch=2,
-                               num_workers=1, delta_frames=(1, 3))
+    data = VideoPairDataModule(root=sys.argv[1], transform=SIZE, batch_size=2, batches_per_epoch=2,
+                               num_workers=1, sampling=PairSampling(delta_frames=(1, 3)))
     print(sum(1 for _ in data.train_dataloader()), "batches")
 """
 
@@ -78,7 +81,7 @@ def test_unguarded_script_is_stopped_before_workers_rerun_it(corpus: Path, tmp_p
     assert result.returncode != 0
     assert result.stdout.count("top level runs") == 1  # no worker ran the script again
     last = result.stderr.strip().splitlines()[-1]
-    assert "UnguardedEntryPointError" in last and f"{script}, line 8" in last
+    assert "UnguardedEntryPointError" in last and f"{script}, line 9" in last
     assert 'if __name__ == "__main__":' in last and "docs/data.md" in last
     # The same lines under the guard run (the loader only refuses unguarded top-level calls).
     script.write_text(GUARDED)

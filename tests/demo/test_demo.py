@@ -22,7 +22,7 @@ def test_miniature_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
             "--minutes=0.2",
             "--max-steps=2",
             "--model.init_args.image_size=[64,32]",  # the recipe's ImageNet MobileNetV2, smaller crops
-            "--data.init_args.image_size=[64,32]",
+            "--data.init_args.transform.image_size=[64,32]",
             "--data.init_args.batch_size=2",
             "--data.init_args.num_workers=0",
         ]

@@ -56,8 +56,8 @@ def test_own_videos_config_trains(run_cli, tiny_corpus, tmp_path):
         "--data.root",
         str(tiny_corpus),
         *TINY,
-        "--data.init_args.score_threshold=0.0",
-        "--data.init_args.min_box_size=8",
+        "--data.init_args.boxes.score_threshold=0.0",
+        "--data.init_args.boxes.min_box_size=8",
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
         "--trainer.logger.save_dir=logs",
     )

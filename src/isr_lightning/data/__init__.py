@@ -26,6 +26,8 @@ _EXPORTS = {
     "discover_clips": "sources",
     "read_manifest": "sources",
     "SKIP_REASONS": "clip_index",
+    "BoxSelection": "clip_index",
+    "PairSampling": "clip_index",
     "CropSource": "crop_source",
     "VideoCrops": "crop_source",
     "extract_corpus": "extract",
@@ -51,6 +53,7 @@ __all__ = [
     "IMAGENET_STD",
     "SKIP_REASONS",
     "VIDEO_EXTENSIONS",
+    "BoxSelection",
     "Clip",
     "CorruptShardError",
     "CropSource",
@@ -62,6 +65,7 @@ __all__ = [
     "FrameReader",
     "ImageFolderReader",
     "MalformedDetectionsError",
+    "PairSampling",
     "PyAVVideoReader",
     "ShardCrops",
     "UnreadableVideoError",
@@ -82,7 +86,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from isr_lightning.data.clip_index import SKIP_REASONS
+    from isr_lightning.data.clip_index import SKIP_REASONS, BoxSelection, PairSampling
     from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
     from isr_lightning.data.crop_source import CropSource, VideoCrops
     from isr_lightning.data.datamodule import VideoPairDataModule

@@ -22,7 +22,15 @@ from isr_lightning.data.mot import (
 )
 from isr_lightning.data.sources import Clip
 
-__all__ = ["SKIP_REASONS", "BoxSelection", "ClipIndex", "SkipItem", "delta_range", "read_clip_boxes"]
+__all__ = [
+    "SKIP_REASONS",
+    "BoxSelection",
+    "ClipIndex",
+    "PairSampling",
+    "SkipItem",
+    "delta_range",
+    "read_clip_boxes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -239,3 +247,69 @@ class ClipIndex:
         if self.num_pairs() == 0:
             what = f"no frames {self.delta[0]}-{self.delta[1]} apart both with" if self.temporal else "no frame with"
             raise SkipItem("too_few_people", f"{source}: {what} >= {min_crops} boxes")
+
+
+@dataclass(frozen=True)
+class PairSampling:
+    """How frame pairs are drawn from a clip and grouped into batches.
+
+    Args:
+        pairing: ``"temporal"`` (frames ``t`` and ``t + delta``: ISR) or ``"instance"`` (one
+            frame, two augmented views of each crop: the MoCo/SimCLR baseline).
+        delta_frames: inclusive range of ``delta`` in frames.
+        delta_seconds: inclusive range of ``delta`` in seconds, converted per clip with its
+            frame rate (at least 1 frame); overrides ``delta_frames`` when given.
+        min_crops_per_frame: frames with fewer boxes are never sampled.
+        max_crops_per_pair: cap on the crops of a frame pair (each frame keeps at most half,
+            a random subset); ``None``: no cap.
+        max_crops_per_batch: cap on the crops of a batch (whole pairs past it are dropped
+            and counted as ``crop_cap``); ``None``: no cap.
+        clips_per_batch: distinct clips a batch draws its pairs from (``None``: the batch
+            size).
+        pairs_per_visit: frame pairs drawn from a clip each time a loader worker opens it,
+            one per batch for that many consecutive batches of the worker, their frames
+            decoded in one pass (``docs/data.md``); ``1`` gives every batch fresh clips.
+    """
+
+    pairing: str = "temporal"
+    delta_frames: tuple[int, int] = (1, 30)
+    delta_seconds: tuple[float, float] | None = None
+    min_crops_per_frame: int = 2
+    max_crops_per_pair: int | None = 64
+    max_crops_per_batch: int | None = None
+    clips_per_batch: int | None = None
+    pairs_per_visit: int = 8
+
+    def __post_init__(self) -> None:
+        if self.pairing not in ("temporal", "instance"):
+            raise ValueError(f"pairing must be 'temporal' or 'instance', got {self.pairing!r}")
+        lo, hi = self.delta_frames
+        if not 0 <= lo <= hi:
+            raise ValueError(f"delta_frames must be 0 <= min <= max, got {self.delta_frames}")
+        if self.pairing == "temporal" and self.delta_seconds is None and hi < 1:
+            raise ValueError("temporal pairing needs delta_frames max >= 1")
+        if self.delta_seconds is not None and not 0 < self.delta_seconds[0] <= self.delta_seconds[1]:
+            raise ValueError(f"delta_seconds must be 0 < min <= max, got {self.delta_seconds}")
+        if self.max_crops_per_pair is not None and self.max_crops_per_pair < 2:
+            raise ValueError(f"max_crops_per_pair must be >= 2, got {self.max_crops_per_pair}")
+        if self.pairs_per_visit < 1 or (self.clips_per_batch is not None and self.clips_per_batch < 1):
+            raise ValueError("pairs_per_visit and clips_per_batch must be >= 1")
+        # plain tuples whatever the caller passed (lists from a config file)
+        object.__setattr__(self, "delta_frames", (int(lo), int(hi)))
+        if self.delta_seconds is not None:
+            object.__setattr__(self, "delta_seconds", tuple(float(v) for v in self.delta_seconds))
+
+    def index_clip(self, frames: dict[int, FrameBoxes], fps: float, num_frames: int, source: str) -> ClipIndex:
+        """Index a clip's boxes for sampling; raise :class:`SkipItem` when it cannot give a pair.
+
+        Args:
+            frames: MOT frame number -> boxes.
+            fps: the clip's frame rate (converts ``delta_seconds``).
+            num_frames: frames in the video.
+            source: the clip's location, for messages.
+        """
+        min_crops = max(1, self.min_crops_per_frame)
+        delta = delta_range(self.pairing, fps, self.delta_frames, self.delta_seconds)
+        index = ClipIndex.build(frames, delta, min_crops)
+        index.check_usable(source, num_frames, min_crops)
+        return index

@@ -22,49 +22,17 @@ from typing import Protocol
 import numpy as np
 from torch import Tensor
 
-from isr_lightning.data.clip_index import BoxSelection, ClipIndex, SkipItem, delta_range, read_clip_boxes
-from isr_lightning.data.mot import FrameBoxes
+from isr_lightning.data.clip_index import BoxSelection, ClipIndex, PairSampling, SkipItem, read_clip_boxes
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import crop_boxes, resize_crops
 from isr_lightning.data.video import FrameReader, UnreadableVideoError, open_reader
 
-__all__ = ["CropRequest", "CropSource", "PairIndexing", "VideoCrops"]
+__all__ = ["CropRequest", "CropSource", "VideoCrops"]
 
 log = logging.getLogger(__name__)
 
 CropRequest = tuple[int, np.ndarray]
 """``(MOT frame number, (K,) int64 rows of that frame's boxes in the clip's ClipIndex)``."""
-
-
-@dataclass(frozen=True)
-class PairIndexing:
-    """Which frames of a clip can be sampled, and how far apart a pair's frames are.
-
-    Args:
-        pairing: ``"temporal"`` or ``"instance"``.
-        delta_frames: inclusive ``delta`` range in frames.
-        delta_seconds: inclusive ``delta`` range in seconds (overrides ``delta_frames``).
-        min_crops: frames with fewer boxes are never sampled.
-    """
-
-    pairing: str
-    delta_frames: tuple[int, int]
-    delta_seconds: tuple[float, float] | None
-    min_crops: int
-
-    def build(self, frames: dict[int, FrameBoxes], fps: float, num_frames: int, source: str) -> ClipIndex:
-        """Index the boxes of a clip; raise :class:`SkipItem` when it cannot give a pair.
-
-        Args:
-            frames: MOT frame number -> boxes.
-            fps: the clip's frame rate (converts ``delta_seconds``).
-            num_frames: frames in the video.
-            source: the clip's location, for messages.
-        """
-        delta = delta_range(self.pairing, fps, self.delta_frames, self.delta_seconds)
-        index = ClipIndex.build(frames, delta, self.min_crops)
-        index.check_usable(source, num_frames, self.min_crops)
-        return index
 
 
 class CropSource(Protocol):
@@ -104,7 +72,7 @@ class VideoCrops:
         clips: the corpus.
         image_size: crop size ``(H, W)``.
         boxes: which boxes of a clip's files become crops.
-        indexing: which frames can be sampled.
+        sampling: which frames can be sampled (and how far apart a pair's are).
         warn: ``warn(key, message)`` logs a message once per key.
         decode_threads: decoder threads per reader.
         reader_cache: open readers kept.
@@ -118,7 +86,7 @@ class VideoCrops:
         clips: Sequence[Clip],
         image_size: tuple[int, int],
         boxes: BoxSelection,
-        indexing: PairIndexing,
+        sampling: PairSampling,
         warn: Callable[[str, str], None],
         decode_threads: int = 1,
         reader_cache: int = 16,
@@ -128,7 +96,7 @@ class VideoCrops:
         self.clips = list(clips)
         self.image_size = tuple(image_size)
         self.boxes = boxes
-        self.indexing = indexing
+        self.sampling = sampling
         self.warn = warn
         self.decode_threads = decode_threads
         self.reader_cache = reader_cache
@@ -168,7 +136,7 @@ class VideoCrops:
             return self._index[index]
         clip = self.clips[index]
         frames = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.boxes, self.warn)
-        parsed = self.indexing.build(frames, reader.fps, reader.num_frames, clip.source)
+        parsed = self.sampling.index_clip(frames, reader.fps, reader.num_frames, clip.source)
         self._index[index] = parsed
         while len(self._index) > self.index_cache:
             self._index.popitem(last=False)

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule
 
+from isr_lightning.data.clip_index import BoxSelection, PairSampling
 from isr_lightning.data.loader import VideoPairLoader
 from isr_lightning.data.shards import ShardIndex, is_shard_folder
 from isr_lightning.data.sources import Clip, check_root, discover_clips
 from isr_lightning.data.stream import VideoPairStream
-from isr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropTransform
+from isr_lightning.data.transforms import CropTransform
 
 __all__ = ["VideoPairDataModule"]
 
 log = logging.getLogger(__name__)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists: what a checkpoint loaded with ``weights_only`` holds."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 class VideoPairDataModule(LightningDataModule):
@@ -33,38 +43,27 @@ class VideoPairDataModule(LightningDataModule):
     size training with ``Trainer(max_steps=..., limit_train_batches=...,
     val_check_interval=...)``. Batches are :class:`~isr_lightning.batch.FramePairBatch`.
 
+    Each option is declared once, where it acts: crops by :class:`CropTransform`, pair
+    sampling by :class:`PairSampling`, boxes by :class:`BoxSelection`. In a config file::
+
+        data:
+          class_path: isr_lightning.data.VideoPairDataModule
+          init_args:
+            root: /data/videos
+            transform: {image_size: [256, 128]}
+            sampling: {delta_seconds: [0.5, 3.0], max_crops_per_pair: 32}
+
     Args:
         root: corpus location (required; ``None`` is accepted only so that a recipe can leave
             it to ``--data.root``, and raises :class:`~isr_lightning.data.sources.DataRootError`).
-        image_size: crop size ``(H, W)``: 256x128 (ReID), 224x224 (Swin recipe).
         batch_size: frame pairs per batch (per rank).
         batches_per_epoch: batches per rank per epoch.
-        delta_frames: inclusive ``delta`` range in frames.
-        delta_seconds: inclusive ``delta`` range in seconds; overrides ``delta_frames``.
-        pairing: ``"temporal"`` (ISR) or ``"instance"`` (two views of one crop, the
-            MoCo/SimCLR baseline).
-        clips_per_batch: distinct clips per batch (default ``batch_size``).
-        pairs_per_visit: frame pairs drawn from a clip each time a worker opens it, one per
-            batch for that many consecutive batches (frames decoded in one pass; see
-            :class:`~isr_lightning.data.stream.VideoPairStream`).
-        box_source: ``"detections"`` or ``"gt"`` (train on ground-truth boxes).
-        score_threshold: minimum detection score (``None``: keep all).
-        min_box_size: minimum box width/height in pixels (after clipping to the frame).
-        min_crops_per_frame: frames with fewer boxes are not sampled.
-        max_crops_per_pair: cap on crops per frame pair (half per frame).
-        max_crops_per_batch: cap on crops per batch.
+        transform: crop size (``image_size``: 256x128 for ReID, 224x224 for the Swin recipe;
+            equal to the model's), augmentation and normalisation (``None``: defaults).
+        sampling: ``delta`` range, pairing, crop caps, visits (``None``: defaults).
+        boxes: box source, score and size thresholds, ground-truth classes and id matching
+            (``None``: defaults).
         use_gt: read ground-truth files when present (track ids for diagnostics).
-        gt_classes: classes kept from ground truth (MOT17: 1 pedestrian, 2 person on a
-            vehicle, 7 static person); ``None`` keeps all.
-        min_visibility: minimum ground-truth visibility.
-        gt_iou: IoU needed for a detection to inherit a ground-truth id.
-        augment: apply the ReID augmentation.
-        flip_p: horizontal flip probability.
-        pad: padding before random crop, pixels.
-        color_jitter: brightness/contrast/saturation jitter strength.
-        erase_p: random-erasing probability.
-        mean: normalisation mean.
-        std: normalisation std.
         num_workers: dataloader workers per rank.
         decode_threads: decoder threads per worker.
         video_backend: ``"decord"`` or ``"pyav"`` (see ``docs/benchmarks.md``).
@@ -75,31 +74,12 @@ class VideoPairDataModule(LightningDataModule):
     def __init__(
         self,
         root: str | Path | None = None,
-        image_size: tuple[int, int] = (256, 128),
         batch_size: int = 8,
         batches_per_epoch: int = 1000,
-        delta_frames: tuple[int, int] = (1, 30),
-        delta_seconds: tuple[float, float] | None = None,
-        pairing: str = "temporal",
-        clips_per_batch: int | None = None,
-        pairs_per_visit: int = 8,
-        box_source: str = "detections",
-        score_threshold: float | None = None,
-        min_box_size: float = 8.0,
-        min_crops_per_frame: int = 2,
-        max_crops_per_pair: int | None = 64,
-        max_crops_per_batch: int | None = None,
+        transform: CropTransform | None = None,
+        sampling: PairSampling | None = None,
+        boxes: BoxSelection | None = None,
         use_gt: bool = True,
-        gt_classes: Sequence[int] | None = (1, 2, 7),
-        min_visibility: float = 0.0,
-        gt_iou: float = 0.5,
-        augment: bool = True,
-        flip_p: float = 0.5,
-        pad: int = 10,
-        color_jitter: float = 0.2,
-        erase_p: float = 0.5,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
         num_workers: int = 2,
         decode_threads: int = 1,
         video_backend: str = "decord",
@@ -109,35 +89,19 @@ class VideoPairDataModule(LightningDataModule):
         if root is None:
             check_root(root)
         super().__init__()
-        self.save_hyperparameters()
+        self.transform = transform or CropTransform()
+        self.sampling = sampling or PairSampling()
+        self.boxes = boxes or BoxSelection()
+        self.save_hyperparameters(ignore=["transform", "sampling", "boxes"])
         # plain types only: checkpoints are loaded with weights_only=True
         self.hparams["root"] = str(root)
-        self.hparams["image_size"] = tuple(int(v) for v in image_size)
-        self.hparams["mean"], self.hparams["std"] = tuple(mean), tuple(std)
-        if gt_classes is not None:
-            self.hparams["gt_classes"] = tuple(int(c) for c in gt_classes)
-        if pairing not in ("temporal", "instance"):
-            raise ValueError(f"pairing must be 'temporal' or 'instance', got {pairing!r}")
+        for name in ("transform", "sampling", "boxes"):
+            self.hparams[name] = _plain(asdict(getattr(self, name)))
         self.root = str(root)
         self.clips: list[Clip] = []
         self.stream: VideoPairStream | None = None
         self._loader: VideoPairLoader | None = None
         self._pending_state: dict[str, Any] | None = None
-
-    @property
-    def transform(self) -> CropTransform:
-        """The training crop transform built from the options."""
-        h = self.hparams
-        return CropTransform(
-            image_size=tuple(h.image_size),
-            mean=tuple(h.mean),
-            std=tuple(h.std),
-            train=h.augment,
-            flip_p=h.flip_p,
-            pad=h.pad,
-            color_jitter=h.color_jitter,
-            erase_p=h.erase_p,
-        )
 
     def setup(self, stage: str | None = None) -> None:
         """Discover the corpus; fail with the path named when it is unusable."""
@@ -156,20 +120,8 @@ class VideoPairDataModule(LightningDataModule):
             self.transform,
             batch_size=h.batch_size,
             batches_per_epoch=h.batches_per_epoch,
-            delta_frames=tuple(h.delta_frames),
-            delta_seconds=None if h.delta_seconds is None else tuple(h.delta_seconds),
-            pairing=h.pairing,
-            clips_per_batch=h.clips_per_batch,
-            pairs_per_visit=h.pairs_per_visit,
-            box_source=h.box_source,
-            score_threshold=h.score_threshold,
-            min_box_size=h.min_box_size,
-            min_crops_per_frame=h.min_crops_per_frame,
-            max_crops_per_pair=h.max_crops_per_pair,
-            max_crops_per_batch=h.max_crops_per_batch,
-            gt_classes=h.gt_classes,
-            min_visibility=h.min_visibility,
-            gt_iou=h.gt_iou,
+            sampling=self.sampling,
+            boxes=self.boxes,
             seed=h.seed,
             decode_threads=h.decode_threads,
             video_backend=h.video_backend,

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from isr_lightning.data.clip_index import BoxSelection, ClipIndex, SkipItem
-from isr_lightning.data.crop_source import CropRequest, PairIndexing
+from isr_lightning.data.clip_index import BoxSelection, ClipIndex, PairSampling, SkipItem
+from isr_lightning.data.crop_source import CropRequest
 from isr_lightning.data.mot import FrameBoxes, clip_boxes
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import resize_crops
@@ -179,7 +179,7 @@ class ShardCrops:
             :func:`~isr_lightning.data.transforms.resize_crops` when it differs).
         boxes: the training's box options: ``score_threshold`` and ``min_box_size`` filter the
             stored boxes; the others were fixed at extraction (a warning says when they differ).
-        indexing: which frames can be sampled.
+        sampling: which frames can be sampled (and how far apart a pair's are).
         index_cache: clips whose indexed boxes are kept.
 
     Raises:
@@ -191,14 +191,14 @@ class ShardCrops:
         root: str,
         image_size: tuple[int, int],
         boxes: BoxSelection,
-        indexing: PairIndexing,
+        sampling: PairSampling,
         index_cache: int = 256,
     ) -> None:
         self.root = str(root)
         self.shard_index = ShardIndex.read(root)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.boxes = boxes
-        self.indexing = indexing
+        self.sampling = sampling
         self.index_cache = index_cache
         stored = self.shard_index.meta["selection"]
         for key in ("source", "gt_classes", "min_visibility", "gt_iou"):
@@ -234,7 +234,7 @@ class ShardCrops:
                 keep &= fb.scores >= thr
             rows = np.flatnonzero(keep)
             frames[f], positions[f] = fb.select(rows), rows
-        parsed = self.indexing.build(frames, entry["fps"], entry["num_frames"], entry["source"])
+        parsed = self.sampling.index_clip(frames, entry["fps"], entry["num_frames"], entry["source"])
         clip = _ShardClip(parsed, dict(zip(numbers.tolist(), items.tolist(), strict=True)), positions)
         self._clips[index] = clip
         while len(self._clips) > self.index_cache:

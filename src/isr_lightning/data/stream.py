@@ -38,9 +38,9 @@ from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
 
 from isr_lightning.batch import FramePairBatch
-from isr_lightning.data.clip_index import BoxSelection, SkipItem
+from isr_lightning.data.clip_index import BoxSelection, PairSampling, SkipItem
 from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
-from isr_lightning.data.crop_source import CropRequest, CropSource, PairIndexing, VideoCrops
+from isr_lightning.data.crop_source import CropRequest, CropSource, VideoCrops
 from isr_lightning.data.mot import FrameBoxes
 from isr_lightning.data.sharding import Shard, distributed_position
 from isr_lightning.data.sources import Clip
@@ -70,6 +70,21 @@ class _Visit:
     skipped: Counter[str]
 
 
+class _WarnOnce:
+    """Logs a skip once per key (a clip is reported once per process, not at every visit)."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def __call__(self, key: str, message: str) -> None:
+        if key not in self.keys:
+            self.keys.add(key)
+            log.warning("skipping: %s", message)
+
+    def __getstate__(self) -> dict:
+        return {"keys": set()}
+
+
 class VideoPairStream(IterableDataset):
     """Frame pairs ``(t, t + delta)`` of a clip corpus, already collated into batches.
 
@@ -78,28 +93,8 @@ class VideoPairStream(IterableDataset):
         transform: crop transform (resize, augmentation, normalisation).
         batch_size: frame pairs per batch.
         batches_per_epoch: batches every rank yields per epoch.
-        delta_frames: inclusive range of ``delta`` in frames.
-        delta_seconds: inclusive range of ``delta`` in seconds (converted per clip with its
-            frame rate, at least 1 frame); overrides ``delta_frames`` when given.
-        pairing: ``"temporal"`` (frames ``t`` and ``t + delta``) or ``"instance"`` (one frame,
-            two augmented views of each crop).
-        clips_per_batch: distinct clips a batch draws its pairs from (default
-            ``batch_size``).
-        pairs_per_visit: frame pairs drawn from a clip each time it is opened, one per batch
-            for that many consecutive batches of the worker. Decoding their frames together
-            costs little more than decoding one pair's (``docs/benchmarks.md``); ``1`` opens
-            fresh clips for every batch.
-        box_source: ``"detections"`` (the clip's MOT detection file) or ``"gt"`` (its
-            ground-truth file, for diagnostics and ablations).
-        score_threshold: minimum detection score.
-        min_box_size: minimum box width and height in pixels after clipping.
-        min_crops_per_frame: frames with fewer boxes are never sampled.
-        max_crops_per_pair: cap on crops of one frame pair (each frame keeps at most half,
-            a random subset).
-        max_crops_per_batch: cap on crops of a batch (whole pairs dropped past it).
-        gt_classes: classes kept from ground-truth files (``None``: all).
-        min_visibility: minimum visibility kept from ground-truth files.
-        gt_iou: minimum IoU for a detection to take a ground-truth id (one-to-one matching).
+        sampling: how pairs are drawn and grouped (``None``: :class:`PairSampling` defaults).
+        boxes: which boxes become crops (``None``: :class:`BoxSelection` defaults).
         seed: base seed.
         decode_threads: decoder threads per reader.
         reader_cache: open video readers kept per worker (a 640x360 decord reader holds
@@ -120,20 +115,8 @@ class VideoPairStream(IterableDataset):
         transform: CropTransform,
         batch_size: int = 8,
         batches_per_epoch: int = 1000,
-        delta_frames: tuple[int, int] = (1, 30),
-        delta_seconds: tuple[float, float] | None = None,
-        pairing: str = "temporal",
-        clips_per_batch: int | None = None,
-        pairs_per_visit: int = 8,
-        box_source: str = "detections",
-        score_threshold: float | None = None,
-        min_box_size: float = 8.0,
-        min_crops_per_frame: int = 2,
-        max_crops_per_pair: int | None = 64,
-        max_crops_per_batch: int | None = None,
-        gt_classes: Sequence[int] | None = (1, 2, 7),
-        min_visibility: float = 0.0,
-        gt_iou: float = 0.5,
+        sampling: PairSampling | None = None,
+        boxes: BoxSelection | None = None,
         seed: int = 0,
         decode_threads: int = 1,
         reader_cache: int = 16,
@@ -143,52 +126,29 @@ class VideoPairStream(IterableDataset):
     ) -> None:
         if not clips:
             raise ValueError("VideoPairStream needs at least one clip")
-        if pairing not in ("temporal", "instance"):
-            raise ValueError(f"pairing must be 'temporal' or 'instance', got {pairing!r}")
-        if batch_size < 1 or batches_per_epoch < 1 or pairs_per_visit < 1:
-            raise ValueError("batch_size, batches_per_epoch and pairs_per_visit must be >= 1")
-        if not 0 <= delta_frames[0] <= delta_frames[1]:
-            raise ValueError(f"delta_frames must be 0 <= min <= max, got {delta_frames}")
-        if pairing == "temporal" and delta_seconds is None and delta_frames[1] < 1:
-            raise ValueError("temporal pairing needs delta_frames max >= 1")
-        if max_crops_per_pair is not None and max_crops_per_pair < 2:
-            raise ValueError("max_crops_per_pair must be >= 2")
+        if batch_size < 1 or batches_per_epoch < 1:
+            raise ValueError("batch_size and batches_per_epoch must be >= 1")
         if video_backend not in ("decord", "pyav"):
             raise ValueError(f"video_backend must be 'decord' or 'pyav', got {video_backend!r}")
         self.clips = list(clips)
         self.transform = transform
         self.batch_size = batch_size
         self.batches_per_epoch = batches_per_epoch
-        self.delta_frames = (int(delta_frames[0]), int(delta_frames[1]))
-        self.delta_seconds = delta_seconds
-        self.pairing = pairing
-        self.clips_per_batch = max(1, clips_per_batch or batch_size)
-        self.pairs_per_visit = pairs_per_visit
-        self.boxes = BoxSelection(
-            source=box_source,
-            score_threshold=score_threshold,
-            min_box_size=min_box_size,
-            gt_classes=None if gt_classes is None else tuple(gt_classes),
-            min_visibility=min_visibility,
-            gt_iou=gt_iou,
-        )
-        self.min_crops_per_frame = max(1, min_crops_per_frame)
-        self.max_crops_per_pair = max_crops_per_pair
-        self.max_crops_per_batch = max_crops_per_batch
+        self.sampling = sampling or PairSampling()
+        self.boxes = boxes or BoxSelection()
+        self.clips_per_batch = self.sampling.clips_per_batch or batch_size
         self.seed = seed
-        self.decode_threads = decode_threads
-        self.reader_cache = reader_cache
-        self.index_cache = index_cache
-        self.video_backend = video_backend
         self.shards = None if shards is None else str(shards)
-        indexing = PairIndexing(self.pairing, self.delta_frames, self.delta_seconds, self.min_crops_per_frame)
+        # not a bound method: the crop source must not refer back to the stream (a cycle would
+        # leave open decoders to the garbage collector, which may run in a forked child)
+        self._warn = _WarnOnce()
         self.crops: CropSource
         if self.shards is None:
             self.crops = VideoCrops(
                 self.clips,
                 transform.image_size,
                 self.boxes,
-                indexing,
+                self.sampling,
                 self._warn,
                 decode_threads,
                 reader_cache,
@@ -198,7 +158,7 @@ class VideoPairStream(IterableDataset):
         else:
             from isr_lightning.data.shards import ShardCrops
 
-            self.crops = ShardCrops(self.shards, transform.image_size, self.boxes, indexing)
+            self.crops = ShardCrops(self.shards, transform.image_size, self.boxes, self.sampling)
         # where the next iteration starts; the loader sets them before workers start
         self.rank, self.world_size = 0, 1
         self.epoch = 0
@@ -224,7 +184,7 @@ class VideoPairStream(IterableDataset):
         self._pid: int | None = os.getpid()
         self._visit: tuple[tuple, _Visit] | None = None
         self._bad: dict[int, str] = {}
-        self._warned: set[str] = set()
+        self._warn.keys.clear()
 
     def __len__(self) -> int:
         return self.batches_per_epoch
@@ -233,7 +193,7 @@ class VideoPairStream(IterableDataset):
         # the crop source drops its open files itself: workers (fork or spawn) reopen their own
         state = self.__dict__.copy()
         state["_visit"] = None
-        state["_bad"], state["_warned"], state["_pid"] = {}, set(), None
+        state["_bad"], state["_pid"] = {}, None
         return state
 
     def set_epoch(self, epoch: int) -> None:
@@ -244,15 +204,10 @@ class VideoPairStream(IterableDataset):
         """Clip indices of shard ``(rank, worker)`` at ``epoch``, in their epoch order."""
         return Shard(rank, world_size, worker, num_workers).items(len(self.clips), self.seed, epoch)
 
-    def _warn(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning("skipping: %s", message)
-
     # ------------------------------------------------------------------ sampling
     def _subset(self, fb: FrameBoxes, rng: np.random.Generator) -> np.ndarray:
         """Rows of ``fb`` a pair keeps: all, or a random sorted subset of ``max_crops_per_pair // 2``."""
-        cap = None if self.max_crops_per_pair is None else self.max_crops_per_pair // 2
+        cap = None if self.sampling.max_crops_per_pair is None else self.sampling.max_crops_per_pair // 2
         if cap is None or len(fb) <= cap:
             return np.arange(len(fb))
         return np.sort(rng.choice(len(fb), size=cap, replace=False))
@@ -260,7 +215,7 @@ class VideoPairStream(IterableDataset):
     def _visit_clip(self, index: int, rng: np.random.Generator) -> list[_ResizedPair]:
         """Draw ``pairs_per_visit`` pairs of clip ``index``, read their crops in one call."""
         clip = self.crops.clip_index(index)
-        pairs = clip.sample_visit(rng, self.pairs_per_visit)
+        pairs = clip.sample_visit(rng, self.sampling.pairs_per_visit)
         rows = []
         for t, u in pairs:
             ra = self._subset(clip.frames[t], rng)
@@ -355,7 +310,7 @@ class VideoPairStream(IterableDataset):
             RuntimeError: no clip of the shard can give a frame pair.
         """
         shard = Shard(rank, world_size, b % num_workers, num_workers)
-        visit, turn = divmod(b // num_workers, self.pairs_per_visit)
+        visit, turn = divmod(b // num_workers, self.sampling.pairs_per_visit)
         key = (epoch, shard, visit)
         if self._visit is None or self._visit[0] != key:
             self._visit = (key, self._plan_visit(epoch, shard, visit))
@@ -367,7 +322,8 @@ class VideoPairStream(IterableDataset):
             self._sample(index, pair, views)
             for (index, _), pair, views in zip(planned.clips, pairs, crops, strict=True)
         ]
-        return collate_frame_pairs(samples, self.max_crops_per_batch, planned.skipped if turn == 0 else None)
+        skipped = planned.skipped if turn == 0 else None
+        return collate_frame_pairs(samples, self.sampling.max_crops_per_batch, skipped)
 
     def __iter__(self):
         if self._pid != os.getpid():  # a forked worker: reopen its own clips
