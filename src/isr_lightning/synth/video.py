@@ -14,6 +14,7 @@ Each clip is generated from its own ``numpy.random.Generator`` derived from
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -736,10 +737,17 @@ def _render_clips(root: Path, config: CorpusConfig, clip_indices: list[int], wor
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
-        # fork avoids re-importing the package (and torch) in every worker; clips use no torch
+        # fork avoids re-importing the package (and torch) in every worker; clips use no torch.
+        # A forked child must never finalise the parent's objects (a video decoder destroyed in
+        # a child deadlocks): collect the parent's garbage here, freeze the rest for the child.
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        with mp.get_context(method).Pool(workers) as pool:
-            list(pool.imap_unordered(_clip_job, jobs))
+        gc.collect()
+        gc.freeze()
+        try:
+            with mp.get_context(method).Pool(workers) as pool:
+                list(pool.imap_unordered(_clip_job, jobs))
+        finally:
+            gc.unfreeze()
     else:
         for job in jobs:
             _clip_job(job)
