@@ -97,3 +97,16 @@ def test_swin_size_and_pairing_options(corpus, pairing):
     assert batch.crops.shape[1:] == (3, 224, 224)
     deltas = (batch.frame_ids[:, 1] - batch.frame_ids[:, 0]).tolist()
     assert all((d == 0) if pairing == "instance" else (1 <= d <= 5) for d in deltas)  # 25 fps
+
+
+def test_a_shard_smaller_than_a_batch_is_reported(corpus, caplog):
+    # 8 clips, 2 workers: 4 clips per shard, fewer than the 6 clips a batch wants
+    dm = VideoPairDataModule(corpus, batch_size=6, transform=CropTransform(image_size=(16, 8)), num_workers=2)
+    with caplog.at_level("WARNING", logger="isr_lightning.data.datamodule"):
+        dm.setup("fit")
+    assert "fewer than clips_per_batch=6 per shard" in caplog.text
+    enough = VideoPairDataModule(corpus, batch_size=4, transform=CropTransform(image_size=(16, 8)), num_workers=2)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="isr_lightning.data.datamodule"):
+        enough.setup("fit")
+    assert "clips_per_batch" not in caplog.text

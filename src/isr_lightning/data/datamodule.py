@@ -130,6 +130,14 @@ class VideoPairDataModule(LightningDataModule):
         num_shards = self._world_size() * max(1, h.num_workers)
         if len(self.clips) < num_shards:
             log.warning("%d clips for %d shards (ranks x workers): shards share clips", len(self.clips), num_shards)
+        elif len(self.clips) // num_shards < self.stream.clips_per_batch:
+            log.warning(
+                "%d clips for %d shards give fewer than clips_per_batch=%d per shard: batches repeat clips, "
+                "whose people are then each other's negatives",
+                len(self.clips),
+                num_shards,
+                self.stream.clips_per_batch,
+            )
 
     def train_dataloader(self) -> VideoPairLoader:
         """The training loader (one per call; keeps the resume position)."""

@@ -14,8 +14,9 @@ window of the shard's permuted order (cyclically). A visit opens each of its cli
 ``pairs_per_visit`` frame pairs from it, decodes all their frames in one sorted pass (decoding
 forward, not seeking for each frame) and keeps only the resized uint8 crops; batch ``j`` of the
 visit takes pair ``j`` of every clip and augments it. Each batch therefore holds at most one
-pair per clip: two pairs of one clip in a batch would share people, who would then be each
-other's negatives. A bad clip is replaced by the next one of the shard.
+pair per clip (when the shard has at least ``clips_per_batch`` clips; a smaller one repeats
+them): two pairs of one clip in a batch would share people, who would then be each other's
+negatives. A bad clip is replaced by the next one of the shard.
 
 Where a clip's crops come from is the stream's :class:`~isr_lightning.data.crop_source.CropSource`:
 decoded from the videos (:class:`~isr_lightning.data.crop_source.VideoCrops`, the default) or
