@@ -20,7 +20,7 @@ Results are appended to ``OUT/results.jsonl`` as each run ends; a rerun skips th
 
 A recipe choice is measured by overriding it for a row, into its own output folder, e.g.
 ``--rows isr_hungarian_bidirectional --out outputs/ablation-bn --model.init_args.freeze_bn_stats=false``;
-``--corpus DIR`` trains on another corpus (``isr-lightning synth corpus DIR --look-variety 1``).
+``--corpus DIR`` trains on another corpus (``isr-lightning synth corpus DIR --look_variety 1``).
 """
 
 from __future__ import annotations

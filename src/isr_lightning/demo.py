@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -39,7 +38,7 @@ from isr_lightning.evaluation import (
     render_ranked_lists,
 )
 from isr_lightning.evaluation.features import BENCHMARK_SCORES, Features, benchmark_scores, embed_split
-from isr_lightning.lightning_cli import build_from_config, recipe_path
+from isr_lightning.lightning_cli import build_from_config
 from isr_lightning.loggers import WandbLogger
 from isr_lightning.matching import HungarianMiner
 from isr_lightning.module import ISRModule
@@ -50,7 +49,7 @@ from isr_lightning.synth import generate_benchmark, generate_corpus
 __all__ = [
     "BENCHMARKS",
     "DemoData",
-    "main",
+    "demo",
     "prepare_demo_data",
     "training_pair_precision",
     "unaugmented_frame_pairs",
@@ -177,42 +176,55 @@ def _table(before: dict[str, float], after: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the demo; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="isr-lightning demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where generated data is kept")
-    parser.add_argument("--minutes", type=float, default=5.0, help="training time budget")
-    parser.add_argument("--max-steps", type=int, default=None, help="cap on training steps")
-    parser.add_argument("--config", default=str(recipe_path("cpu_demo")), help="LightningCLI recipe")
-    parser.add_argument("--clips", type=int, default=40, help="synthetic training clips")
-    parser.add_argument("--identities", type=int, default=150, help="benchmark identities")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. --model.init_args.backbone=resnet10t")
-    args, overrides = parser.parse_known_args(argv)
-    overrides = [*args.overrides, *overrides]
+def demo(
+    out: Path = Path("outputs/demo"),
+    cache: Path = DEFAULT_CACHE,
+    minutes: float = 5.0,
+    max_steps: int | None = None,
+    recipe: str = "cpu_demo",
+    clips: int = 40,
+    identities: int = 150,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+) -> None:
+    """Train ISR on CPU from unlabeled synthetic video and show what it learned.
 
-    print(f"synthetic data in {args.cache / f'demo-seed{args.seed}'} (generated once, then reused)")
-    data = prepare_demo_data(args.cache, args.seed, args.clips, args.identities)
+    Arguments after ``--`` override the recipe, e.g. ``-- --model.init_args.temperature=0.05``.
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    overrides = [f"--data.init_args.root={data.corpus}", f"--seed_everything={args.seed}", *overrides]
-    if args.max_steps is not None:
-        overrides.append(f"--trainer.max_steps={args.max_steps}")
+    Args:
+        out: output folder (``isr.ckpt``, ``metrics.json``, ``ranked_lists.png``).
+        cache: where the generated data is kept (``$ISR_LIGHTNING_CACHE``, default
+            ``~/.cache/isr-lightning``).
+        minutes: training time budget.
+        max_steps: cap on training steps.
+        recipe: the LightningCLI recipe, a shipped name or a YAML path.
+        clips: synthetic training clips.
+        identities: identities per benchmark.
+        seed: seed of the data and of training.
+        overrides: recipe overrides (on the command line: after ``--``, e.g.
+            ``-- --model.init_args.temperature=0.05``).
+    """
+    print(f"synthetic data in {cache / f'demo-seed{seed}'} (generated once, then reused)")
+    data = prepare_demo_data(cache, seed, clips, identities)
+
+    out.mkdir(parents=True, exist_ok=True)
+    overrides = [f"--data.init_args.root={data.corpus}", f"--seed_everything={seed}", *overrides]
+    if max_steps is not None:
+        overrides.append(f"--trainer.max_steps={max_steps}")
     cli = build_from_config(
-        args.config,
+        recipe,
         overrides,
         trainer_defaults={
-            "default_root_dir": str(args.out),
-            "logger": lazy_instance(WandbLogger, project="isr-lightning-demo", save_dir=str(args.out)),
-            "callbacks": [lazy_instance(TrainingTimeBudget, minutes=args.minutes), lazy_instance(RichStepProgressBar)],
+            "default_root_dir": str(out),
+            "logger": lazy_instance(WandbLogger, project="isr-lightning-demo", save_dir=str(out)),
+            "callbacks": [lazy_instance(TrainingTimeBudget, minutes=minutes), lazy_instance(RichStepProgressBar)],
         },
     )
     model: ISRModule = cli.model
 
     print("evaluating the starting model ...")
     before, _, _ = _evaluate(model, data)
-    print(f"training for about {args.minutes:g} minutes ...")
+    print(f"training for about {minutes:g} minutes ...")
     with warnings.catch_warnings():
         # freeze_bn_stats keeps BatchNorm in eval mode on purpose; Lightning warns about it
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
@@ -220,16 +232,15 @@ def main(argv: list[str] | None = None) -> int:
     print("evaluating the trained model ...")
     after, query, gallery = _evaluate(model, data)
 
-    cli.trainer.save_checkpoint(args.out / "isr.ckpt")
+    cli.trainer.save_checkpoint(out / "isr.ckpt")
     metrics: dict[str, Any] = {"before": before, "after": after, "steps": cli.trainer.global_step}
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     mall = data.benchmarks["mall"]
-    save_ranked_lists(mall, query, gallery, args.out / "ranked_lists.png")
+    save_ranked_lists(mall, query, gallery, out / "ranked_lists.png")
     print()
     print(f"mall: {len(mall.query)} queries, {len(mall.gallery)} gallery images of unseen people, other domain")
     print("station: another unseen domain; park: held out (other people, another drawing); street: in-domain")
     print(_table(before, after))
-    print(f"\ntrained {cli.trainer.global_step} steps; outputs in {args.out.resolve()}:")
+    print(f"\ntrained {cli.trainer.global_step} steps; outputs in {out.resolve()}:")
     print("  isr.ckpt  metrics.json  ranked_lists.png")
     print("what to expect from these numbers: docs/benchmarks.md, section 'The demo'")
-    return 0

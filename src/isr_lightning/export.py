@@ -8,7 +8,6 @@ dynamic batch axis. Resizing and mean/std normalisation stay outside; read them 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import warnings
 from pathlib import Path
@@ -22,7 +21,7 @@ from isr_lightning.module import ISRModule
 
 __all__ = [
     "EmbeddingModel",
-    "export_main",
+    "export",
     "export_onnx",
     "export_torchscript",
     "load_embedding_module",
@@ -30,7 +29,6 @@ __all__ = [
 ]
 
 DEFAULT_OPSET = 17
-EXPORT_HELP = "export a checkpoint to TorchScript or ONNX (images -> L2-normalised embeddings)"
 
 
 def load_embedding_module(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
@@ -165,36 +163,31 @@ def run_exported(path: str | Path, images: Tensor) -> Tensor:
         return scripted(images.cpu())
 
 
-def export_main(argv: list[str]) -> int:
-    """``isr-lightning export``: write a TorchScript or ONNX embedding model from a checkpoint.
+def export(ckpt: Path, out: Path, opset: int = DEFAULT_OPSET, atol: float = 1e-4) -> int:
+    """Export a checkpoint to TorchScript or ONNX (images -> L2-normalised embeddings).
 
     Args:
-        argv: command-line arguments (see ``isr-lightning export --help``).
+        ckpt: ``ISRModule`` or ``ReIDFineTuneModule`` checkpoint (``.ckpt``).
+        out: output file: ONNX when it ends with ``.onnx``, else TorchScript (``.pt``).
+        opset: ONNX opset.
+        atol: largest accepted difference between the exported model and the module.
 
     Returns:
-        0 on success, 1 when the exported model disagrees with the module beyond ``--atol``.
+        0, or 1 when the exported model disagrees with the module beyond ``atol``.
     """
-    parser = argparse.ArgumentParser(prog="isr-lightning export", description=EXPORT_HELP)
-    parser.add_argument("--ckpt", required=True, help="ISRModule or ReIDFineTuneModule checkpoint (.ckpt)")
-    parser.add_argument("--format", choices=("torchscript", "onnx"), required=True)
-    parser.add_argument("--out", required=True, help="output file (.pt for TorchScript, .onnx for ONNX)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default %(default)s)")
-    parser.add_argument("--atol", type=float, default=1e-4, help="largest accepted difference (default %(default)s)")
-    args = parser.parse_args(argv)
-    if (args.format == "onnx") != (Path(args.out).suffix == ".onnx"):
-        parser.error("--out must end with .onnx exactly when --format is onnx")
-
-    model = load_embedding_module(args.ckpt, map_location="cpu").eval()
+    model = load_embedding_module(ckpt, map_location="cpu").eval()
     config = model.data_config
     size = tuple(config["input_size"][1:])
-    if args.format == "onnx":
-        out = export_onnx(model, args.out, input_size=size, opset=args.opset)
+    onnx = out.suffix == ".onnx"
+    if onnx:
+        out = export_onnx(model, out, input_size=size, opset=opset)
     else:
-        out = export_torchscript(model, args.out, input_size=size)
+        out = export_torchscript(model, out, input_size=size)
     images = torch.randn(3, 3, *size, generator=torch.Generator().manual_seed(1))
     expected = model.embed(images).cpu()
     difference = float((run_exported(out, images) - expected).abs().max())
-    print(f"wrote {out} ({args.format}): images (B, 3, {size[0]}, {size[1]}) -> embeddings (B, {expected.shape[1]})")
+    kind = "ONNX" if onnx else "TorchScript"
+    print(f"wrote {out} ({kind}): images (B, 3, {size[0]}, {size[1]}) -> embeddings (B, {expected.shape[1]})")
     print(f"preprocessing: resize to {size}, mean {config['mean']}, std {config['std']}")
     print(f"max abs difference to the module on a random batch of 3: {difference:.3g}")
-    return 0 if difference <= args.atol else 1
+    return 0 if difference <= atol else 1

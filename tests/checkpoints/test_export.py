@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from isr_lightning import ISRModule
-from isr_lightning.export import export_main, export_onnx, export_torchscript, run_exported
+from isr_lightning.cli import main
+from isr_lightning.export import export_onnx, export_torchscript, run_exported
 from tests.checkpoints.helpers import TINY_VIT
 
 pytest.importorskip("onnx")
@@ -55,14 +56,17 @@ def test_onnx_names_and_dynamic_batch_axis(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", sorted(EXPORTERS))
 def test_export_command(fmt: str, trained_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / f"model{EXPORTERS[fmt][1]}"
-    assert export_main(["--ckpt", str(trained_ckpt), "--format", fmt, "--out", str(out)]) == 0
+    assert main(["export", str(trained_ckpt), str(out)]) == 0
     printed = capsys.readouterr().out
     assert "max abs difference" in printed and out.is_file()
+    assert f"({'ONNX' if fmt == 'onnx' else 'TorchScript'})" in printed  # the format follows the suffix
     model = ISRModule.load_from_checkpoint(trained_ckpt)
     images = torch.randn(2, 3, 32, 16)
     torch.testing.assert_close(run_exported(out, images), model.embed(images), rtol=0, atol=1e-5)
 
 
-def test_export_command_rejects_a_mismatched_suffix(trained_ckpt: Path, tmp_path: Path) -> None:
-    with pytest.raises(SystemExit):
-        export_main(["--ckpt", str(trained_ckpt), "--format", "onnx", "--out", str(tmp_path / "model.pt")])
+def test_export_command_names_a_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(tmp_path / "absent.ckpt"), str(tmp_path / "model.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("isr-lightning export: error:") and err.count("\n") == 1 and "absent.ckpt" in err
+    assert not (tmp_path / "model.onnx").exists()

@@ -33,7 +33,7 @@ def timm0412(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     """A folder holding timm 0.4.12 (for ``PYTHONPATH``), installed on first use."""
     if os.environ.get("ISR_TIMM0412_PATH"):
         return Path(os.environ["ISR_TIMM0412_PATH"])
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     target = cache.mkdir("timm-0.4.12") if cache is not None else tmp_path_factory.mktemp("timm-0.4.12")
     if not (target / "timm" / "version.py").is_file():
         command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target)]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from isr_lightning.cli import main
 from isr_lightning.data import CropTransform, PairSampling, VideoPairDataModule
-from isr_lightning.data.commands import detect_main
 from isr_lightning.data.detectors import BackgroundSubtractionDetector, Detector, TorchvisionDetector
 from isr_lightning.data.mot import read_mot_file
 from tests.data.videohelpers import write_video
@@ -45,10 +45,10 @@ def test_background_detector_finds_the_walkers():
 def test_detect_command_writes_sidecars_the_datamodule_reads(tmp_path):
     frames, _ = _walkers()
     write_video(tmp_path / "cam.mp4", frames)
-    assert detect_main([str(tmp_path)]) == 0
+    assert main(["detect", str(tmp_path)]) == 0
     dets = read_mot_file(str(tmp_path / "cam.txt"))
     assert len(dets) >= 25 and all(len(fb) <= 4 for fb in dets.values())
-    assert detect_main([str(tmp_path)]) == 0  # existing sidecar kept
+    assert main(["detect", str(tmp_path)]) == 0  # existing sidecar kept
     dm = VideoPairDataModule(
         tmp_path,
         batch_size=2,
@@ -66,5 +66,7 @@ def test_torchvision_detector_needs_a_weights_file(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="weights"):
         TorchvisionDetector(tmp_path / "missing.pth")
     (tmp_path / "v.mp4").write_bytes(b"")
-    assert detect_main([str(tmp_path), "--detector", "torchvision", "--weights", str(tmp_path / "no.pth")]) == 2
-    assert "no.pth" in capsys.readouterr().err
+    weights = ["--detector.weights", str(tmp_path / "no.pth")]
+    assert main(["detect", str(tmp_path), "--detector", "TorchvisionDetector", *weights]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no.pth" in err and "--detector.weights" in err

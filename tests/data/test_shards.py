@@ -168,7 +168,7 @@ def test_kept_frames_subsample_to_at_most_fps_per_second():
 @pytest.mark.slow  # ~25 s: two commands, one of them a 2-step fit
 def test_extract_command_then_fit_from_the_shards(run_cli, tiny_corpus, tmp_path):
     out = tmp_path / "shards"
-    result = run_cli("isr-lightning", "extract", str(tiny_corpus), str(out), "--size", "64x32", "--fps", "6")
+    result = run_cli("isr-lightning", "extract", str(tiny_corpus), str(out), "--size", "[64,32]", "--fps", "6")
     assert "extracted 2 clips" in result.stdout and "skipped: none" in result.stdout
     assert ShardIndex.read(out).meta["fps_cap"] == 6.0
     again = run_cli("isr-lightning", "extract", str(tiny_corpus), str(out))
@@ -178,17 +178,17 @@ def test_extract_command_then_fit_from_the_shards(run_cli, tiny_corpus, tmp_path
 
 def test_extract_errors_and_an_interrupted_run_restarts_to_the_same_bytes(run_cli, corpus, shards, tmp_path):
     missing = run_cli("isr-lightning", "extract", str(tmp_path / "nope"), str(tmp_path / "o"), check=False)
-    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
     assert "not found" in missing.stderr
     (tmp_path / "file").write_text("")
     unwritable = run_cli("isr-lightning", "extract", str(corpus), str(tmp_path / "file" / "out"), check=False)
-    assert unwritable.returncode == 2 and unwritable.stderr.startswith("isr-lightning extract: cannot write to")
+    assert unwritable.returncode == 1 and unwritable.stderr.startswith("isr-lightning extract: error: cannot write to")
     assert len(unwritable.stderr.strip().splitlines()) == 1
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
     busy = run_cli("isr-lightning", "extract", str(corpus), str(other), check=False)
-    assert busy.returncode == 2 and "not empty" in busy.stderr and (other / "notes.txt").exists()
+    assert busy.returncode == 1 and "not empty" in busy.stderr and (other / "notes.txt").exists()
     interrupted = tmp_path / "interrupted"
     (interrupted / ".extract").mkdir(parents=True)
     (interrupted / CHUNKS_DIR).mkdir()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from isr_lightning.demo import BENCHMARKS, REPORTED, main
+from isr_lightning.cli import main
+from isr_lightning.demo import BENCHMARKS, REPORTED
 
 
 @pytest.mark.slow
@@ -15,12 +16,14 @@ def test_miniature_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     out = tmp_path / "out"
     code = main(
         [
+            "demo",
             f"--out={out}",
             f"--cache={tmp_path / 'cache'}",
             "--clips=2",
             "--identities=6",
             "--minutes=0.2",
-            "--max-steps=2",
+            "--max_steps=2",
+            "--",
             "--model.init_args.image_size=[64,32]",  # the recipe's ImageNet MobileNetV2, smaller crops
             "--data.init_args.transform.image_size=[64,32]",
             "--data.init_args.batch_size=2",

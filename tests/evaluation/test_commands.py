@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from isr_lightning.cli import main
 from isr_lightning.evaluation import evaluate_reid
-from isr_lightning.evaluation.commands import evaluate_features_main, evaluate_main
 from tests.evaluation.helpers import TinyReID, make_colored_market
 from tests.evaluation.reference import distance_matrix, reference_eval
 
@@ -37,7 +37,7 @@ def _npz(path, rng, drop=None):
 def test_evaluate_features_prints_json(tmp_path, capsys):
     a = _npz(tmp_path / "f.npz", np.random.default_rng(0))
     out_file = tmp_path / "out.json"
-    assert evaluate_features_main([str(tmp_path / "f.npz"), "--output", str(out_file)]) == 0
+    assert main(["evaluate-features", str(tmp_path / "f.npz"), "--output", str(out_file)]) == 0
     d = json.loads(capsys.readouterr().out)
     for key in ("rank1", "rank5", "rank10", "mAP", "mINP", "n_query", "n_gallery"):
         assert key in d
@@ -57,17 +57,17 @@ def test_evaluate_features_prints_json(tmp_path, capsys):
 def test_evaluate_features_approximate_says_so(tmp_path, capsys):
     _npz(tmp_path / "f.npz", np.random.default_rng(1))
     argv = [str(tmp_path / "f.npz"), "--backend", "faiss", "--index", "IVF2,Flat", "--k", "10"]
-    assert evaluate_features_main(argv) == 0
+    assert main(["evaluate-features", *argv]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["approximate"] is True and "approximate" in d["warning"]
 
 
 def test_evaluate_features_missing_array_names_file_and_array(tmp_path, capsys):
     _npz(tmp_path / "bad.npz", np.random.default_rng(2), drop="gallery_camids")
-    assert evaluate_features_main([str(tmp_path / "bad.npz")]) == 1
+    assert main(["evaluate-features", str(tmp_path / "bad.npz")]) == 1
     err = capsys.readouterr().err
     assert "bad.npz" in err and "gallery_camids" in err
-    assert evaluate_features_main([str(tmp_path / "absent.npz")]) == 1
+    assert main(["evaluate-features", str(tmp_path / "absent.npz")]) == 1
     assert "absent.npz" in capsys.readouterr().err
 
 
@@ -77,7 +77,7 @@ def test_evaluate_features_all_skipped_is_an_error(tmp_path, capsys):
     a["query_camids"][:] = 0
     a["gallery_camids"][:] = 0
     np.savez(tmp_path / "f.npz", **a)
-    assert evaluate_features_main([str(tmp_path / "f.npz")]) == 1
+    assert main(["evaluate-features", str(tmp_path / "f.npz")]) == 1
     assert "every query was skipped" in capsys.readouterr().err
 
 
@@ -95,19 +95,8 @@ def test_evaluate_checkpoint_command(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "isr_lightning.module", types.SimpleNamespace(ISRModule=FakeISRModule))
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"x")
-    argv = [
-        "--ckpt",
-        str(ckpt),
-        "--root",
-        str(root),
-        "--dataset",
-        "market1501",
-        "--num-workers",
-        "0",
-        "--device",
-        "cpu",
-    ]
-    assert evaluate_main(argv) == 0
+    argv = [str(ckpt), str(root), "--dataset", "market1501", "--num_workers", "0", "--device", "cpu"]
+    assert main(["evaluate", *argv]) == 0
     d = json.loads(capsys.readouterr().out)
     assert loaded == [str(ckpt)]
     assert (d["n_query"], d["n_gallery"], d["dataset"]) == (4, 15, "market1501")
@@ -131,7 +120,7 @@ def test_evaluate_checkpoint_command(tmp_path, capsys, monkeypatch):
     )
     assert d["mAP"] == pytest.approx(ref.mAP, abs=1e-6)
     # Wrong layout: error naming the folder.
-    assert evaluate_main(["--ckpt", str(ckpt), "--root", str(tmp_path / "nope"), "--device", "cpu"]) == 1
+    assert main(["evaluate", str(ckpt), str(tmp_path / "nope"), "--device", "cpu"]) == 1
     assert "nope" in capsys.readouterr().err
 
 
@@ -156,8 +145,8 @@ def test_evaluate_real_isrmodule_checkpoint(tmp_path, capsys):
         ckpt,
     )
     root = make_colored_market(tmp_path / "market")
-    argv = ["--ckpt", str(ckpt), "--root", str(root), "--num-workers", "0", "--device", "cpu", "--flip"]
-    assert evaluate_main(argv) == 0
+    argv = [str(ckpt), str(root), "--num_workers", "0", "--device", "cpu", "--flip", "true"]
+    assert main(["evaluate", *argv]) == 0
     d = json.loads(capsys.readouterr().out)
     assert (d["n_query"], d["n_gallery"], d["flip"]) == (4, 15, True)
     assert 0.0 <= d["mAP"] <= 1.0 and d["n_skipped"] == 0
@@ -174,7 +163,7 @@ def test_evaluate_features_ignores_junk_as_the_official_protocol(tmp_path, capsy
     dist = distance_matrix(a["query_feats"], a["gallery_feats"], "cosine")
     ids = (a["query_pids"], a["gallery_pids"], a["query_camids"], a["gallery_camids"])
 
-    assert evaluate_features_main([str(tmp_path / "f.npz")]) == 0
+    assert main(["evaluate-features", str(tmp_path / "f.npz")]) == 0
     d = json.loads(capsys.readouterr().out)
     cmc, m_ap, m_inp, _ = reference_eval(dist, *ids, ignore_junk=True)
     assert d["rank1"] == pytest.approx(cmc[0], abs=1e-6) and d["rank5"] == pytest.approx(cmc[4], abs=1e-6)
@@ -184,13 +173,13 @@ def test_evaluate_features_ignores_junk_as_the_official_protocol(tmp_path, capsy
     # The same as the file with the junk rows removed by hand.
     clean = {**a, **{k: a[k][~junk] for k in ("gallery_feats", "gallery_pids", "gallery_camids")}}
     np.savez(tmp_path / "clean.npz", **clean)
-    assert evaluate_features_main([str(tmp_path / "clean.npz")]) == 0
+    assert main(["evaluate-features", str(tmp_path / "clean.npz")]) == 0
     c = json.loads(capsys.readouterr().out)
     for key in ("rank1", "rank5", "rank10", "mAP", "mINP"):
         assert c[key] == pytest.approx(d[key], abs=1e-9), key
 
-    # --keep-junk ranks junk as negatives: the other, lower, numbers.
-    assert evaluate_features_main([str(tmp_path / "f.npz"), "--keep-junk"]) == 0
+    # --ignore_junk false ranks junk as negatives: the other, lower, numbers.
+    assert main(["evaluate-features", str(tmp_path / "f.npz"), "--ignore_junk", "false"]) == 0
     k = json.loads(capsys.readouterr().out)
     _, kept_ap, _, _ = reference_eval(dist, *ids, ignore_junk=False)
     assert k["mAP"] == pytest.approx(kept_ap, abs=1e-6) and k["n_junk"] == 0
@@ -206,10 +195,3 @@ def test_evaluate_features_imports_only_what_it_needs():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
-
-
-def test_dataset_names_of_the_command_are_the_loaders():
-    from isr_lightning.evaluation import DATASETS
-    from isr_lightning.evaluation.commands import DATASET_NAMES
-
-    assert sorted(DATASET_NAMES) == sorted(DATASETS)

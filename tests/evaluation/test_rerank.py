@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from isr_lightning.cli import main
 from isr_lightning.evaluation import KReciprocal, ReIDEvaluationCallback, evaluate_reid
 from isr_lightning.evaluation import rerank as rerank_module
-from isr_lightning.evaluation.commands import evaluate_features_main
 from isr_lightning.evaluation.functional import prepare_features
 from isr_lightning.evaluation.rerank import rerank_blocks
 from tests.evaluation.reference import reference_eval
@@ -87,14 +87,19 @@ def test_evaluate_features_rerank_options(tmp_path, capsys):
     qf, gf, qp, gp, qc, gc = _case(seed=14, nq=30, ng=120)
     names = ("query_feats", "gallery_feats", "query_pids", "gallery_pids", "query_camids", "gallery_camids")
     np.savez(tmp_path / "f.npz", **dict(zip(names, (qf, gf, qp, gp, qc, gc), strict=True)))
-    argv = [str(tmp_path / "f.npz"), "--rerank", "--rerank-k1", "8", "--rerank-k2", "3", "--rerank-lambda", "0.2"]
-    assert evaluate_features_main(argv) == 0
+    argv = [str(tmp_path / "f.npz"), "--rerank.k1", "8", "--rerank.k2", "3", "--rerank.lambda_value", "0.2"]
+    assert main(["evaluate-features", *argv]) == 0
     d = json.loads(capsys.readouterr().out)
     _, m_ap, _, _ = reference_eval(rerank_reference(qf, gf, 8, 3, 0.2, "cosine"), qp, gp, qc, gc)
     assert d["mAP"] == pytest.approx(m_ap, abs=1e-6) and d["rerank"] == {"k1": 8, "k2": 3, "lambda": 0.2}
-    assert evaluate_features_main([str(tmp_path / "f.npz"), "--rerank", "--rerank-max-items", "100"]) == 1
+    assert main(["evaluate-features", str(tmp_path / "f.npz"), "--rerank.max_items", "100"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "exceeds max_items=100" in err and "--rerank-max-items" in err
+    assert err.count("\n") == 1 and "exceeds max_items=100" in err and "--rerank.max_items" in err
+    assert main(["evaluate-features", str(tmp_path / "f.npz"), "--rerank", "true"]) == 0  # the defaults
+    assert json.loads(capsys.readouterr().out)["rerank"] == {"k1": 20, "k2": 6, "lambda": 0.3}
+    assert main(["evaluate-features", str(tmp_path / "f.npz"), "--rerank.k1", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "k1 and k2 must be >= 1" in err
 
 
 def test_callback_logs_reranked_metrics_next_to_plain_ones(tmp_path):

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import CSVLogger
 
 from isr_lightning import ISRModule, WarmupMultiStepLR
+from isr_lightning.cli import main
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.evaluation import ReIDEvaluationCallback
-from isr_lightning.evaluation.commands import evaluate_main
-from isr_lightning.export import export_main, export_onnx, export_torchscript, load_embedding_module, run_exported
+from isr_lightning.export import export_onnx, export_torchscript, load_embedding_module, run_exported
 from isr_lightning.finetune import ReIDFineTuneModule, ReIDTrainDataModule
 
 TINY = {"backbone": "test_resnet", "embed_dim": 16, "image_size": (32, 16)}
@@ -109,7 +109,7 @@ def test_export_gives_the_module_embeddings(fmt: str, fine_tuned: dict[str, obje
         images = torch.randn(batch_size, 3, 32, 16)
         torch.testing.assert_close(run_exported(path, images), model.embed(images), rtol=0, atol=1e-5)
     ckpt = fine_tuned["root"] / "fine_tuned.ckpt"
-    assert export_main(["--ckpt", str(ckpt), "--format", fmt, "--out", str(tmp_path / f"cli{path.suffix}")]) == 0
+    assert main(["export", str(ckpt), str(tmp_path / f"cli{path.suffix}")]) == 0
 
 
 def test_checkpoint_loads_as_its_own_class_and_evaluates(
@@ -120,9 +120,7 @@ def test_checkpoint_loads_as_its_own_class_and_evaluates(
     assert isinstance(loaded, ReIDFineTuneModule) and loaded.classifier.out_features == 12
     images = torch.randn(2, 3, 32, 16)
     torch.testing.assert_close(loaded.embed(images), fine_tuned["model"].embed(images))
-    code = evaluate_main(
-        ["--ckpt", str(ckpt), "--root", str(market_folder), "--dataset", "folder", "--num-workers", "0"]
-    )
+    code = main(["evaluate", str(ckpt), str(market_folder), "--dataset", "folder", "--num_workers", "0"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_query"] == 13 and 0 < result["mAP"] <= 1

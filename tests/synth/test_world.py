@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from isr_lightning.cli import main
 from isr_lightning.synth import render_person, sample_outfit
-from isr_lightning.synth.commands import synth_main
 from isr_lightning.synth.identity import PALETTE
 from isr_lightning.synth.render import BACK, FRONT, RIGHT, STYLES, SpriteBank
 
@@ -76,9 +76,10 @@ def test_sprite_scales_with_depth():
 def test_command_line(tmp_path, capsys):
     root = tmp_path / "c"
     argv = [
+        "synth",
         "corpus",
         str(root),
-        "--clips",
+        "--num_clips",
         "1",
         "--seconds",
         "0.5",
@@ -88,33 +89,39 @@ def test_command_line(tmp_path, capsys):
         "96",
         "--height",
         "64",
-        "--no-preview",
+        "--preview",
+        "false",
     ]
-    assert synth_main(argv) == 0
+    assert main(argv) == 0
     assert (root / "clip00000.mp4").exists()
-    assert synth_main(argv) == 0
+    assert main(argv) == 0
     assert "cached" in capsys.readouterr().out
     bench = tmp_path / "b"
     assert (
-        synth_main(
+        main(
             [
+                "synth",
                 "benchmark",
                 str(bench),
-                "--identities",
+                "--num_identities",
                 "3",
-                "--cameras",
+                "--num_cameras",
                 "2",
-                "--distractors",
+                "--num_distractors",
                 "1",
-                "--junk",
+                "--num_junk",
                 "1",
-                "--no-preview",
+                "--preview",
+                "false",
             ]
         )
         == 0
     )
     assert any((bench / "query").iterdir())
-    assert synth_main(["benchmark", str(bench), "--cameras", "12"]) == 2
+    assert main(["synth", "benchmark", str(bench), "--num_cameras", "12"]) == 1
+    assert capsys.readouterr().err.strip() == "isr-lightning synth benchmark: error: num_cameras must be in [2, 9]"
+    assert main(["synth", "benchmark", str(bench), "--cameras", "2"]) == 2  # not an option
+    assert "unrecognized arguments: --cameras 2" in capsys.readouterr().err
 
 
 def test_drawing_styles_differ_and_keep_the_ground_point():

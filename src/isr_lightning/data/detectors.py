@@ -12,20 +12,20 @@ rows ``(x1, y1, x2, y2, score)`` (:class:`Detector`). Two are provided:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["BackgroundSubtractionDetector", "Detector", "TorchvisionDetector", "build_detector"]
+__all__ = ["BackgroundSubtractionDetector", "Detector", "TorchvisionDetector"]
 
 
-@runtime_checkable
-class Detector(Protocol):
-    """Frames -> person boxes."""
+class Detector(ABC):
+    """Frames -> person boxes (subclass it for a new detector; ``isr-lightning detect --detector NAME``)."""
 
+    @abstractmethod
     def __call__(self, frames: np.ndarray) -> list[np.ndarray]:
         """Detect people.
 
@@ -38,7 +38,7 @@ class Detector(Protocol):
         ...
 
 
-class BackgroundSubtractionDetector:
+class BackgroundSubtractionDetector(Detector):
     """Moving-blob detector for static cameras (no weights).
 
     The background is the per-pixel median of the frames given in one call; pixels whose
@@ -80,7 +80,7 @@ class BackgroundSubtractionDetector:
         return out
 
 
-class TorchvisionDetector:
+class TorchvisionDetector(Detector):
     """A torchvision detection model restricted to the COCO ``person`` class.
 
     No weights are downloaded: pass the path of a ``state_dict`` saved from
@@ -113,7 +113,7 @@ class TorchvisionDetector:
                 f"detector weights not found: {weights}. torchvision cannot download them here; "
                 f'on a machine with network access run: python -c "import torch, torchvision; '
                 f"m = torchvision.models.detection.{model}(weights='DEFAULT'); "
-                f"torch.save(m.state_dict(), '{model}.pth')\" and pass --weights {model}.pth"
+                f"torch.save(m.state_dict(), '{model}.pth')\" and pass --detector.weights {model}.pth"
             )
         builder = getattr(torchvision.models.detection, model)
         self.model = builder(weights=None, weights_backbone=None)
@@ -137,12 +137,3 @@ class TorchvisionDetector:
                 boxes = torch.cat([pred["boxes"][keep], pred["scores"][keep, None]], dim=1)
                 out.append(boxes.cpu().numpy().astype(np.float32))
         return out
-
-
-def build_detector(name: str, weights: str | None = None, **kwargs: object) -> Detector:
-    """Create a detector by name: ``background`` or ``torchvision``."""
-    if name == "background":
-        return BackgroundSubtractionDetector(**kwargs)  # type: ignore[arg-type]
-    if name == "torchvision":
-        return TorchvisionDetector(weights, **kwargs)  # type: ignore[arg-type]
-    raise ValueError(f"unknown detector {name!r}: use 'background' or 'torchvision'")

@@ -16,12 +16,11 @@ one (no index yet) deletes what the interrupted run wrote and starts again.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import logging
 import os
 import shutil
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,11 +30,11 @@ import numpy as np
 
 from isr_lightning.data.clip_index import BoxSelection, SkipItem, read_clip_boxes
 from isr_lightning.data.shards import BOXES_FILE, CHUNKS_DIR, FORMAT_VERSION, SHARD_INDEX, ShardIndex
-from isr_lightning.data.sources import Clip, DataRootError, discover_clips
+from isr_lightning.data.sources import Clip, discover_clips
 from isr_lightning.data.transforms import crop_boxes, resize_crops
 from isr_lightning.data.video import UnreadableVideoError, open_reader
 
-__all__ = ["extract_corpus", "extract_main", "kept_frames"]
+__all__ = ["extract", "extract_corpus", "kept_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +187,7 @@ def extract_corpus(
     size: tuple[int, int] = (256, 128),
     workers: int = 1,
     fps: float | None = None,
-    selection: BoxSelection | None = None,
+    boxes: BoxSelection | None = None,
     use_gt: bool = True,
     video_backend: str = "decord",
     chunk: int = 32,
@@ -202,8 +201,8 @@ def extract_corpus(
         size: stored crop size ``(H, W)``.
         workers: LitData worker processes.
         fps: at most this many frames per second per clip (``None``: every frame with a box).
-        selection: which boxes (``min_box_size`` and ``score_threshold`` are forced to ``1``
-            and ``None``: training applies its own).
+        boxes: which boxes (default :class:`BoxSelection`); ``min_box_size`` and
+            ``score_threshold`` are forced to ``1`` and ``None``: training applies its own.
         use_gt: read ground-truth files (ids) when present.
         video_backend: ``"decord"`` or ``"pyav"``.
         chunk: frames decoded per call.
@@ -242,8 +241,7 @@ def extract_corpus(
     except OSError as err:
         raise PermissionError(f"cannot write to {out}: {err}") from err
     (work / "cache").mkdir(parents=True)
-    base = selection or BoxSelection()
-    selection = BoxSelection(base.source, None, 1.0, base.gt_classes, base.min_visibility, base.gt_iou)
+    selection = dataclasses.replace(boxes or BoxSelection(), score_threshold=None, min_box_size=1.0)
     meta = {
         "size": list(size),
         "fps_cap": fps,
@@ -294,72 +292,20 @@ def extract_corpus(
     }
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 256x128, got {text!r}") from err
-    return h, w
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="isr-lightning extract",
-        description="Decode a corpus once and store its person crops as LitData shards (docs/data.md).",
-    )
-    p.add_argument("root", help="corpus root: video folder with MOT sidecars, MOT sequences, or a manifest")
-    p.add_argument("out", help="output folder (train with --data.root OUT)")
-    p.add_argument("--workers", type=int, default=1, help="LitData worker processes")
-    p.add_argument("--fps", type=float, default=None, help="keep at most F frames per second (default: all)")
-    p.add_argument("--size", type=_size, default=(256, 128), help="stored crop size HxW (default 256x128)")
-    p.add_argument("--box-source", default="detections", choices=["detections", "gt"])
-    p.add_argument("--no-gt", action="store_true", help="ignore ground-truth files (no track ids)")
-    p.add_argument("--gt-classes", default="1,2,7", help="ground-truth classes kept ('all' keeps all)")
-    p.add_argument("--min-visibility", type=float, default=0.0)
-    p.add_argument("--gt-iou", type=float, default=0.5)
-    p.add_argument("--video-backend", default="decord", choices=["decord", "pyav"])
-    p.add_argument("--chunk-bytes", default="64MB", help="LitData chunk size")
-    return p
-
-
-def extract_main(argv: list[str]) -> int:
-    """Run the ``extract`` command.
+def extract(root: str, out: Path, **options: Any) -> None:
+    """Decode a corpus once and store its person crops as LitData shards (docs/data.md).
 
     Args:
-        argv: command-line arguments (without ``extract``).
-
-    Returns:
-        0 on success (or when the output is already complete), 2 on a usage error.
+        root: corpus root: a video folder with MOT sidecars, MOT sequences, or a manifest.
+        out: output folder (train with ``--data.root OUT``).
+        **options: the other arguments of :func:`extract_corpus`.
     """
-    args = _parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    gt_classes = None if args.gt_classes == "all" else tuple(int(c) for c in args.gt_classes.split(","))
-    out = Path(args.out)
-    try:
-        summary = extract_corpus(
-            args.root,
-            out,
-            size=args.size,
-            workers=max(1, args.workers),
-            fps=args.fps,
-            selection=BoxSelection(args.box_source, None, 1.0, gt_classes, args.min_visibility, args.gt_iou),
-            use_gt=not args.no_gt,
-            video_backend=args.video_backend,
-            chunk_bytes=args.chunk_bytes,
-        )
-    except (DataRootError, FileExistsError, FileNotFoundError) as err:
-        print(f"isr-lightning extract: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # OUT not writable
-        print(f"isr-lightning extract: {err}", file=sys.stderr)
-        return 2
+    summary = extract_corpus(root, out, **options)
     if summary["status"] == "complete":
         print(f"{out} is complete ({summary['clips']} clips, {summary['frames']} frames); nothing to do")
-        return 0
+        return
     print(
         f"extracted {summary['clips']} clips: {summary['frames']} frames, {summary['crops']} crops, "
         f"{summary['bytes'] / 2**20:.1f} MiB in {summary['seconds']:.1f} s to {out}; "
         f"skipped: {summary['skipped'] or 'none'}"
     )
-    return 0

@@ -86,7 +86,7 @@ class KReciprocal:
                 f"k-reciprocal re-ranking of {n_query:,} queries + {n_gallery:,} gallery = {n:,} items "
                 f"exceeds max_items={self.max_items:,}: its neighbour search compares every item with "
                 f"every other (time grows as N^2; memory stays about linear). Raise the limit "
-                f"(KReciprocal(max_items=...), --rerank-max-items) if you can wait, or evaluate without "
+                f"(KReciprocal(max_items=...), --rerank.max_items) if you can wait, or evaluate without "
                 f"re-ranking."
             )
 
