@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import command
+from tests.lightning_cli.helpers import command
 
 # Never wait on network retries for weights in tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,6 +44,25 @@ def tiny_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli_benchmark")
     generate_benchmark(root, num_identities=6, num_cameras=2, num_distractors=4, num_junk=2, preview=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Lightning checkpoint of a tiny ``test_vit`` ISRModule after one training step."""
+    from lightning.pytorch import seed_everything
+    from torch.utils.data import DataLoader
+
+    from isr_lightning import ISRModule
+    from isr_lightning.testing import BatchList, make_frame_pair_batch
+    from tests.helpers import TINY_VIT, tiny_trainer
+
+    root = tmp_path_factory.mktemp("trained")
+    seed_everything(0)
+    model = ISRModule(**TINY_VIT, embed_dim=16)
+    trainer = tiny_trainer(root, max_steps=1)
+    trainer.fit(model, DataLoader(BatchList([make_frame_pair_batch(3)]), batch_size=None))
+    trainer.save_checkpoint(root / "model.ckpt")
+    return root / "model.ckpt"
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from isr_lightning.data.shards import CHUNKS_DIR, CorruptShardError, ShardCrops,
 from isr_lightning.data.sources import discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform, crop_boxes, resize_crops
-from tests.cli.helpers import TINY
 from tests.data.videohelpers import decode_reference
+from tests.lightning_cli.helpers import TINY
 
 SIZE = (16, 8)
 SMALL = CropTransform(image_size=SIZE)

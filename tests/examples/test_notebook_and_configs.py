@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import TINY
+from tests.lightning_cli.helpers import TINY
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

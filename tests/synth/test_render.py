@@ -1,4 +1,4 @@
-"""Identities, rendering and the command line."""
+"""Identities and their rendering: shared colours, distinct outfits, facing, depth, drawing styles."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from isr_lightning.cli import main
 from isr_lightning.synth import render_person, sample_outfit
 from isr_lightning.synth.identity import PALETTE
 from isr_lightning.synth.render import BACK, FRONT, RIGHT, STYLES, SpriteBank
@@ -71,57 +70,6 @@ def test_sprite_scales_with_depth():
     large, _, fy_large = bank.sprite(FRONT, 0, 120)
     assert large.shape[0] > 2.5 * small.shape[0]
     assert abs(fy_large - large.shape[0]) < 0.1 * large.shape[0]
-
-
-def test_command_line(tmp_path, capsys):
-    root = tmp_path / "c"
-    argv = [
-        "synth",
-        "corpus",
-        str(root),
-        "--num_clips",
-        "1",
-        "--seconds",
-        "0.5",
-        "--fps",
-        "4",
-        "--width",
-        "96",
-        "--height",
-        "64",
-        "--preview",
-        "false",
-    ]
-    assert main(argv) == 0
-    assert (root / "clip00000.mp4").exists()
-    assert main(argv) == 0
-    assert "cached" in capsys.readouterr().out
-    bench = tmp_path / "b"
-    assert (
-        main(
-            [
-                "synth",
-                "benchmark",
-                str(bench),
-                "--num_identities",
-                "3",
-                "--num_cameras",
-                "2",
-                "--num_distractors",
-                "1",
-                "--num_junk",
-                "1",
-                "--preview",
-                "false",
-            ]
-        )
-        == 0
-    )
-    assert any((bench / "query").iterdir())
-    assert main(["synth", "benchmark", str(bench), "--num_cameras", "12"]) == 1
-    assert capsys.readouterr().err.strip() == "isr-lightning synth benchmark: error: num_cameras must be in [2, 9]"
-    assert main(["synth", "benchmark", str(bench), "--cameras", "2"]) == 2  # not an option
-    assert "unrecognized arguments: --cameras 2" in capsys.readouterr().err
 
 
 def test_drawing_styles_differ_and_keep_the_ground_point():

@@ -95,3 +95,37 @@ def test_cycle_search_finds_a_lazy_import_circle() -> None:
     graph["isr_lightning"] = set()
     assert graph["isr_lightning.a"] == {"isr_lightning.b", "isr_lightning"}
     assert _cycle(graph) == ["isr_lightning.a", "isr_lightning.b", "isr_lightning.a"]
+
+
+# Test files that check a behaviour across modules rather than one module (the rest mirror the
+# source: tests/<package path>/test_<module>.py; a module with several test files is a folder).
+BEHAVIOUR_TESTS = {
+    "test_isr_release.py": "the released ISR weights through checkpoints.py and module.py",
+    "test_mixed_precision.py": "the module, loss and loader under bf16/fp16 autocast",
+    "data/test_bad_inputs.py": "bad files counted and skipped from discovery to batches",
+    "data/test_distributed.py": "2-process gloo data splitting through the loader and the module",
+    "data/test_mot17_mini.py": "real MOT17 frames through the whole data path",
+    "data/test_predict_video.py": "trainer.predict over video boxes (data and predict.py)",
+    "data/test_worker_processes.py": "loader workers started after decoders were used",
+    "finetune/test_distributed.py": "2-process gloo fine-tuning (sampler, losses, validation)",
+    "finetune/test_recipes.py": "the fine-tuning recipes through the command line",
+}
+NOT_THE_PACKAGE = ("benchmarks", "docs", "examples")  # tests of the repository's other folders
+
+
+def test_the_test_tree_mirrors_the_source() -> None:
+    tests, source = Path(__file__).parent, Path(isr_lightning.__file__).parent
+    modules = {p.relative_to(source).with_suffix("") for p in source.rglob("*.py")}
+    modules |= {m.with_name(m.name.lstrip("_")) for m in modules}  # _lazy.py -> test_lazy.py
+    modules |= {m.with_name("package") for m in modules if m.name == "__init__"}  # __init__.py -> test_package.py
+    unmatched = []
+    for path in sorted(tests.rglob("test_*.py")):
+        relative = path.relative_to(tests)
+        if relative.parts[0] in NOT_THE_PACKAGE or relative.as_posix() in BEHAVIOUR_TESTS:
+            continue
+        module = relative.with_name(relative.stem.removeprefix("test_"))
+        if module not in modules and relative.parent not in modules:  # a module's folder of tests
+            unmatched.append(relative.as_posix())
+    assert unmatched == []
+    stale = [name for name in BEHAVIOUR_TESTS if not (tests / name).is_file()]
+    assert stale == []

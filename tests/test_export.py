@@ -10,7 +10,7 @@ import torch
 from isr_lightning import ISRModule
 from isr_lightning.cli import main
 from isr_lightning.export import export_onnx, export_torchscript, run_exported
-from tests.checkpoints.helpers import TINY_VIT
+from tests.helpers import TINY_VIT
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

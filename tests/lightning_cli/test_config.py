@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from isr_lightning.lightning_cli import build_from_config, recipe_path, resolve_recipes
-from tests.cli.helpers import TINY
+from tests.lightning_cli.helpers import TINY
 
 
 def test_print_config_round_trips_and_fits(run_cli, tiny_corpus, tmp_path):

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from isr_lightning import ISRModule
 from isr_lightning.predict import EmbeddingWriter, ImageFolderDataset
-from tests.checkpoints.helpers import TINY_VIT, tiny_trainer
+from tests.helpers import TINY_VIT, tiny_trainer
 
 NAMES = ["a.jpg", "b.png", "sub/c.jpg", "sub/d.JPEG", "sub/deeper/e.bmp"]
 

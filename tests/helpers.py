@@ -1,4 +1,4 @@
-"""Helpers of the checkpoint tests: a tiny ViT and a quiet CPU trainer."""
+"""Helpers of the top-level tests: a tiny ViT and a quiet CPU trainer."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import torch
 from isr_lightning.callbacks import CropThroughput, count_crops
 from isr_lightning.loggers import WandbLogger, wandb_online
 from isr_lightning.testing import make_frame_pair_batch
-from tests.cli.helpers import TINY
+from tests.lightning_cli.helpers import TINY
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from isr_lightning.lightning_cli import recipe_path
-from tests.cli.helpers import TINY
+from tests.lightning_cli.helpers import TINY
 
 RECIPES = ["cpu_demo", "resnet50", "swin_b"]
 

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from isr_lightning import ISRModule
 from isr_lightning.checkpoints import load_weights
-from tests.checkpoints.helpers import TINY_VIT
+from tests.helpers import TINY_VIT
 
 
 def _random_timm_vit() -> torch.nn.Module:
