@@ -16,6 +16,7 @@ one (no index yet) deletes what the interrupted run wrote and starts again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -23,6 +24,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +183,50 @@ def _combine(out: Path, clips: list[Clip], work: Path, meta: dict[str, Any]) -> 
     return index, skipped
 
 
+def _start_output(out: Path) -> Path:
+    """Make ``out`` ready for a new extraction; return its work folder.
+
+    An interrupted extraction (its work folder exists) is cleared to start again; a folder
+    holding anything else is refused.
+
+    Raises:
+        FileExistsError: ``out`` holds something else.
+        PermissionError: ``out`` cannot be created or written.
+    """
+    work = out / WORK_DIR
+    if out.exists() and any(out.iterdir()) and not work.is_dir():
+        raise FileExistsError(f"{out} is not empty and not a crop-shard folder")
+    for stale in (out / CHUNKS_DIR, work, out / BOXES_FILE):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as err:
+        raise PermissionError(f"cannot write to {out}: {err}") from err
+    (work / "cache").mkdir(parents=True)
+    return work
+
+
+@contextlib.contextmanager
+def _optimizer_cache(cache: Path) -> Iterator[None]:
+    """Point LitData's optimizer caches into ``cache`` (the environment is restored on exit)."""
+    names = {"DATA_OPTIMIZER_CACHE_FOLDER": cache / "chunks", "DATA_OPTIMIZER_DATA_CACHE_FOLDER": cache / "data"}
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: str(path) for name, path in names.items()})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def extract_corpus(
     root: str,
     out: str | os.PathLike[str],
@@ -226,21 +272,7 @@ def extract_corpus(
         index = ShardIndex.read(out)
         return {"status": "complete", "clips": len(index.clips), "frames": len(index.arrays["frame_item"])}
     clips = discover_clips(root, use_gt=use_gt)
-    work = out / WORK_DIR
-    if out.exists() and any(out.iterdir()) and not work.is_dir():
-        raise FileExistsError(f"{out} is not empty and not a crop-shard folder")
-    for stale in (out / CHUNKS_DIR, work, out / BOXES_FILE):  # an interrupted run: start again
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        elif stale.exists():
-            stale.unlink()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK):
-            raise PermissionError("not writable")
-    except OSError as err:
-        raise PermissionError(f"cannot write to {out}: {err}") from err
-    (work / "cache").mkdir(parents=True)
+    work = _start_output(out)
     selection = dataclasses.replace(boxes or BoxSelection(), score_threshold=None, min_box_size=1.0)
     meta = {
         "size": list(size),
@@ -256,11 +288,8 @@ def extract_corpus(
         "corpus": str(root),
     }
     fn = _ExtractClip(clips, str(work), size, selection, {"fps": fps, "chunk": chunk, "video_backend": video_backend})
-    saved = {k: os.environ.get(k) for k in ("DATA_OPTIMIZER_CACHE_FOLDER", "DATA_OPTIMIZER_DATA_CACHE_FOLDER")}
-    os.environ["DATA_OPTIMIZER_CACHE_FOLDER"] = str(work / "cache" / "chunks")
-    os.environ["DATA_OPTIMIZER_DATA_CACHE_FOLDER"] = str(work / "cache" / "data")
     t0 = time.perf_counter()
-    try:
+    with _optimizer_cache(work / "cache"):
         optimize(
             fn=fn,
             inputs=list(range(len(clips))),
@@ -271,12 +300,6 @@ def extract_corpus(
             reorder_files=False,
             verbose=False,
         )
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     index, skipped = _combine(out, clips, work, meta)
     shutil.rmtree(work)
     crops = int(np.load(out / BOXES_FILE)["box_start"][-1])
