@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from isr_lightning.evaluation.engine import ReIDResult, evaluate_reid
+from isr_lightning.evaluation.engine import evaluate_reid
 
 __all__ = ["NPZ_ARRAYS", "evaluate", "evaluate_features", "load_npz"]
 
@@ -29,21 +29,8 @@ def _device(name: str | torch.device | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _print_report(result: ReIDResult, output: Path | None, extra: dict[str, Any], index: str, k: int) -> None:
-    """Print one JSON object of ``result`` and ``extra``, and optionally write it to ``output``."""
-    out = {**result.to_dict(), **extra}
-    if result.approximate:
-        out["warning"] = (
-            f"approximate index {index!r}: metrics are truncated at the top {k} retrieved items, not the exact protocol"
-        )
-    text = json.dumps(out)
-    print(text)
-    if output is not None:
-        output.write_text(text + "\n")
-
-
 def _evaluate_arrays(arrays: dict[str, Any], output: Path | None, extra: dict[str, Any], **protocol: Any) -> None:
-    """Evaluate ``arrays`` (:data:`NPZ_ARRAYS`) under ``protocol`` and print the report."""
+    """Evaluate ``arrays`` (:data:`NPZ_ARRAYS`) under ``protocol``; print (and write) one JSON object."""
     protocol["device"] = _device(protocol.get("device"))
     result = evaluate_reid(
         arrays["query_feats"],
@@ -54,7 +41,16 @@ def _evaluate_arrays(arrays: dict[str, Any], output: Path | None, extra: dict[st
         arrays["gallery_camids"],
         **protocol,
     )
-    _print_report(result, output, extra, protocol.get("index", "Flat"), protocol.get("k", 100))
+    out = {**result.to_dict(), **extra}
+    if result.approximate:
+        out["warning"] = (
+            f"approximate index {result.index!r}: metrics are truncated at the top {result.extra['k']} "
+            "retrieved items, not the exact protocol"
+        )
+    text = json.dumps(out)
+    print(text)
+    if output is not None:
+        output.write_text(text + "\n")
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
