@@ -130,3 +130,19 @@ def test_bad_batch_type_raises(tmp_path):
     trainer = _trainer(tmp_path, callbacks=[cb])
     with pytest.raises(TypeError, match="ReID batches"):
         trainer.validate(model, dataloaders=_val_loader(), verbose=False)
+
+
+def test_benchmark_callback_options_in_a_config_are_the_parent_options() -> None:
+    """YAML ``init_args`` of ReIDBenchmarkEvaluation reach every ReIDEvaluationCallback option via **kwargs."""
+    import inspect
+
+    from jsonargparse import ArgumentParser
+
+    from isr_lightning.evaluation.callback import ReIDBenchmarkEvaluation
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(ReIDBenchmarkEvaluation, "callback")
+    options = set(parser.get_defaults().callback.keys())
+    parent = set(inspect.signature(ReIDEvaluationCallback).parameters) - {"query", "gallery"}
+    assert options == parent | {"root", "dataset"}
+    assert parser.parse_args(["--callback.root=x", "--callback.every_n_epochs=3"]).callback.every_n_epochs == 3

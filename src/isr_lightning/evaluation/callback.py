@@ -253,61 +253,19 @@ class ReIDBenchmarkEvaluation(ReIDEvaluationCallback):
         dataset: a name of :data:`~isr_lightning.evaluation.DATASETS` (``market1501``,
             ``msmt17``, ``cuhk03-np-detected``, ``cuhk03-np-labeled``, ``folder`` for any
             Market-1501-layout folder).
-        metric: ``"cosine"`` or ``"euclidean"``.
-        max_rank: length of the CMC curve.
-        flip: test-time flip averaging.
-        batch_size: evaluation batch size.
-        num_workers: evaluation dataloader workers.
-        every_n_epochs: evaluate every ``n`` epochs during ``fit``.
-        prefix: prefix of the logged names.
-        num_plot_queries: queries in the ranked-list picture (0 disables it).
-        plot_topk: gallery images per query in the picture.
-        chunk_size: query rows per block in the metric.
-        backend: ``"torch"`` or ``"faiss"``.
-        rerank: also log k-reciprocal re-ranked metrics (``true`` or ``{k1, k2,
-            lambda_value, max_items}``) under ``{prefix}rerank/``.
+        **kwargs: the other arguments of :class:`ReIDEvaluationCallback` (``metric``,
+            ``flip``, ``every_n_epochs``, ``rerank``, ...; set in ``init_args`` as well).
 
     Raises:
         ValueError: unknown ``dataset``.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        dataset: str = "market1501",
-        metric: DistanceMetric = "cosine",
-        max_rank: int = 10,
-        flip: bool = False,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        every_n_epochs: int = 1,
-        prefix: str = "reid/",
-        num_plot_queries: int = 4,
-        plot_topk: int = 10,
-        chunk_size: int = 512,
-        backend: Backend = "torch",
-        rerank: bool | KReciprocal = False,
-    ) -> None:
+    def __init__(self, root: str | Path, dataset: str = "market1501", **kwargs: Any) -> None:
         from isr_lightning.evaluation.datasets import DATASETS
 
         if dataset not in DATASETS:
             raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(DATASETS)}")
-        super().__init__(
-            query=None,  # type: ignore[arg-type]  # built in setup()
-            gallery=None,  # type: ignore[arg-type]
-            metric=metric,
-            max_rank=max_rank,
-            flip=flip,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            every_n_epochs=every_n_epochs,
-            prefix=prefix,
-            num_plot_queries=num_plot_queries,
-            plot_topk=plot_topk,
-            chunk_size=chunk_size,
-            backend=backend,
-            rerank=rerank,
-        )
+        super().__init__(query=None, gallery=None, **kwargs)  # type: ignore[arg-type]  # built in setup()
         self.root = str(root)
         self.dataset = dataset
 
