@@ -23,15 +23,16 @@ NPZ_ARRAYS = (
 )
 
 
-def _device(name: str | torch.device | None) -> torch.device:
+def _device(name: str | None) -> torch.device:
     if name is not None:
         return torch.device(name)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _evaluate_arrays(arrays: dict[str, Any], output: Path | None, extra: dict[str, Any], **protocol: Any) -> None:
+def _evaluate_arrays(
+    arrays: dict[str, Any], output: Path | None, extra: dict[str, Any], device: torch.device, **protocol: Any
+) -> None:
     """Evaluate ``arrays`` (:data:`NPZ_ARRAYS`) under ``protocol``; print (and write) one JSON object."""
-    protocol["device"] = _device(protocol.get("device"))
     result = evaluate_reid(
         arrays["query_feats"],
         arrays["gallery_feats"],
@@ -39,6 +40,7 @@ def _evaluate_arrays(arrays: dict[str, Any], output: Path | None, extra: dict[st
         arrays["gallery_pids"],
         arrays["query_camids"],
         arrays["gallery_camids"],
+        device=device,
         **protocol,
     )
     out = {**result.to_dict(), **extra}
@@ -75,18 +77,18 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         return {name: np.asarray(data[name]) for name in NPZ_ARRAYS}
 
 
-def evaluate_features(file: Path, output: Path | None = None, **protocol: Any) -> None:
+def evaluate_features(file: Path, output: Path | None = None, device: str | None = None, **protocol: Any) -> None:
     """Evaluate exported ReID features of any model under the standard protocol; print one JSON object.
 
     Args:
         file: an ``.npz`` with the arrays :data:`NPZ_ARRAYS` (features, person ids, camera ids
             of the query and the gallery).
         output: also write the JSON to this file.
+        device: torch device of the computation (default: cuda if available, else cpu).
         **protocol: the protocol's settings, the keyword arguments of
-            :func:`~isr_lightning.evaluation.evaluate_reid` (``device``: default cuda if
-            available).
+            :func:`~isr_lightning.evaluation.evaluate_reid`.
     """
-    _evaluate_arrays(load_npz(file), output, {}, **protocol)
+    _evaluate_arrays(load_npz(file), output, {}, _device(device), **protocol)
 
 
 def evaluate(
@@ -97,6 +99,7 @@ def evaluate(
     batch_size: int = 128,
     num_workers: int = 4,
     output: Path | None = None,
+    device: str | None = None,
     **protocol: Any,
 ) -> None:
     """Evaluate a checkpoint on a ReID benchmark; print one JSON object (rank1, rank5, rank10, mAP, mINP).
@@ -113,16 +116,17 @@ def evaluate(
         batch_size: images per forward pass.
         num_workers: image loading processes.
         output: also write the JSON to this file.
+        device: torch device of the model and the computation (default: cuda if available,
+            else cpu).
         **protocol: the protocol's settings, the keyword arguments of
-            :func:`~isr_lightning.evaluation.evaluate_reid` (``device``: default cuda if
-            available).
+            :func:`~isr_lightning.evaluation.evaluate_reid`.
     """
     # Imported here: images (PIL, torchvision transforms) are not needed by evaluate-features.
     from isr_lightning.evaluation.datasets import ReIDImageDataset, eval_transform, load_reid_dataset
     from isr_lightning.evaluation.features import extract_features
     from isr_lightning.finetune.checkpoints import is_fine_tuned_checkpoint
 
-    device = _device(protocol.get("device"))
+    torch_device = _device(device)
     split = load_reid_dataset(dataset, root)
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt}: checkpoint not found")
@@ -130,11 +134,11 @@ def evaluate(
         from isr_lightning.finetune.module import ReIDFineTuneModule as ModuleClass
     else:
         from isr_lightning.module import ISRModule as ModuleClass
-    model = ModuleClass.load_from_checkpoint(str(ckpt), map_location=device).to(device).eval()
+    model = ModuleClass.load_from_checkpoint(str(ckpt), map_location=torch_device).to(torch_device).eval()
     transform = eval_transform(model.data_config)
     arrays: dict[str, Any] = {}
     for side in ("query", "gallery"):
         images = ReIDImageDataset(getattr(split, side), transform)
-        f, p, c = extract_features(model, images, batch_size, num_workers, device, flip)
+        f, p, c = extract_features(model, images, batch_size, num_workers, torch_device, flip)
         arrays[f"{side}_feats"], arrays[f"{side}_pids"], arrays[f"{side}_camids"] = f, p, c
-    _evaluate_arrays(arrays, output, {"dataset": split.name, "flip": flip}, **protocol)
+    _evaluate_arrays(arrays, output, {"dataset": split.name, "flip": flip}, torch_device, **protocol)
