@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from isr_lightning.cli import COMMANDS, _load, function_parser, main, run_function
+from isr_lightning.cli import COMMANDS, function_parser, load_command, main, run_function
 from isr_lightning.evaluation.engine import evaluate_reid
 from isr_lightning.synth.benchmark import BenchmarkConfig
 from isr_lightning.synth.video import CorpusConfig
@@ -121,7 +121,7 @@ def test_every_command_answers_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def _defaults(command: str, subcommand: str | None = None) -> dict[str, Any]:
     """The default of every option of a library command, as its parser holds it."""
-    target = _load(COMMANDS[command][0])
+    target = load_command(command)
     function = target[subcommand] if subcommand else target
     return function_parser(function, command).get_defaults().as_dict()
 

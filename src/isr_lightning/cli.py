@@ -47,8 +47,9 @@ PASSTHROUGH = "overrides"
 Command = Callable[..., Any]
 
 
-def _load(target: str) -> Command | Mapping[str, Command]:
-    module_name, attribute = target.split(":")
+def load_command(name: str) -> Command | Mapping[str, Command]:
+    """The function (or dict of subcommand functions) of the library command ``name`` of :data:`COMMANDS`."""
+    module_name, attribute = COMMANDS[name][0].split(":")
     return getattr(importlib.import_module(module_name), attribute)
 
 
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"isr-lightning: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    return run_function(_load(COMMANDS[command][0]), rest, f"isr-lightning {command}")
+    return run_function(load_command(command), rest, f"isr-lightning {command}")
 
 
 if __name__ == "__main__":
