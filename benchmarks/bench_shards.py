@@ -8,9 +8,12 @@ as worker 0 of 2 would (20 clips; batches of 8 frame pairs, ``delta_seconds`` 0.
 default), alternating the two sources for ``--rounds`` rounds, with one torch thread as in a
 DataLoader worker. Reports extraction time, size on disk, frame pairs/s of each source (median
 of rounds) and their ratio, and the shards' rate without augmentation (what reading costs:
-the augmentation, shared by both sources, is most of a shard batch's time).
+the augmentation, shared by both sources, is most of a shard batch's time). With
+``--jpeg-quality Q`` it also extracts JPEG shards (``extract_corpus(jpeg_quality=Q)``) and
+reports their size and rates beside the raw ones.
 
-Run: ``.venv/bin/python benchmarks/bench_shards.py [--batches 60] [--rounds 3] [--size 128x64]``
+Run: ``.venv/bin/python benchmarks/bench_shards.py [--batches 60] [--rounds 3] [--size 128x64]
+[--jpeg-quality 90]``
 """
 
 from __future__ import annotations
@@ -51,29 +54,33 @@ def main() -> None:
     parser.add_argument("--size", default="128x64", help="stored crop size HxW")
     parser.add_argument("--workers", type=int, default=1, help="extraction workers")
     parser.add_argument("--out", default=None, help="shard folder (default: a temporary one)")
+    parser.add_argument("--jpeg-quality", type=int, default=None, help="also measure JPEG shards of this quality")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in a DataLoader worker
     corpus = DEFAULT_CACHE / "demo-seed0" / "corpus-40"
     generate_corpus(corpus, num_clips=40, seed=0)
     size = tuple(int(v) for v in args.size.split("x"))
+    transform, plain = CropTransform(image_size=(128, 64)), CropTransform(image_size=(128, 64), train=False)
+    streams = {"video": VideoPairStream(discover_clips(corpus), transform, **STREAM)}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or Path(tmp) / "shards")
-        summary = extract_corpus(str(corpus), out, size=size, workers=args.workers)
-        transform = CropTransform(image_size=(128, 64))
-        video = VideoPairStream(discover_clips(corpus), transform, **STREAM)
-        shards = VideoPairStream.from_shards(str(out), transform, **STREAM)
-        plain = VideoPairStream.from_shards(str(out), CropTransform(image_size=(128, 64), train=False), **STREAM)
-        rates: dict[str, list[float]] = {"video": [], "shards": [], "shards, no augmentation": []}
+        folders = {"shards": (out, None)}
+        if args.jpeg_quality is not None:
+            folders[f"JPEG q{args.jpeg_quality} shards"] = (out.with_name(out.name + "-jpeg"), args.jpeg_quality)
+        for name, (folder, quality) in folders.items():
+            summary = extract_corpus(str(corpus), folder, size=size, workers=args.workers, jpeg_quality=quality)
+            if summary["status"] == "extracted":
+                print(
+                    f"extract {name}: {summary['clips']} clips, {summary['frames']} frames, {summary['crops']} "
+                    f"crops at {args.size} in {summary['seconds']:.1f} s ({args.workers} worker(s)), "
+                    f"{summary['bytes'] / 2**20:.1f} MiB on disk"
+                )
+            streams[name] = VideoPairStream.from_shards(str(folder), transform, **STREAM)
+            streams[f"{name}, no augmentation"] = VideoPairStream.from_shards(str(folder), plain, **STREAM)
+        rates: dict[str, list[float]] = {name: [] for name in streams}
         for _ in range(args.rounds):
-            rates["video"].append(pairs_per_second(video, args.batches))
-            rates["shards"].append(pairs_per_second(shards, args.batches))
-            rates["shards, no augmentation"].append(pairs_per_second(plain, args.batches))
-    if summary["status"] == "extracted":
-        print(
-            f"extract: {summary['clips']} clips, {summary['frames']} frames, {summary['crops']} crops "
-            f"at {args.size} in {summary['seconds']:.1f} s ({args.workers} worker(s)), "
-            f"{summary['bytes'] / 2**20:.1f} MiB on disk"
-        )
+            for name, stream in streams.items():
+                rates[name].append(pairs_per_second(stream, args.batches))
     video_rate, shard_rate = statistics.median(rates["video"]), statistics.median(rates["shards"])
     print(f"{args.batches} batches x {args.rounds} rounds, worker 0 of 2, training crops 128x64 augmented")
     print("| source | frame pairs/s (median) | rounds |")

@@ -12,7 +12,7 @@ import torch
 from isr_lightning.data.clip_index import BoxSelection, PairSampling, SkipItem, read_clip_boxes
 from isr_lightning.data.extract import extract_corpus, kept_frames
 from isr_lightning.data.loader import VideoPairLoader
-from isr_lightning.data.shards import CHUNKS_DIR, CorruptShardError, ShardCrops, ShardIndex
+from isr_lightning.data.shards import CHUNKS_DIR, CorruptShardError, ShardCrops, ShardIndex, decode_crops, encode_crops
 from isr_lightning.data.sources import discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform, crop_boxes, resize_crops
@@ -98,6 +98,42 @@ def test_other_training_sizes_resize_the_stored_crops_and_training_filters_apply
     [stored] = full.read(0, [(f, np.array(kept))])
     assert small.shape == (len(kept), 3, 8, 4)
     torch.testing.assert_close(small, resize_crops([c.permute(1, 2, 0).numpy() for c in stored], (8, 4)))
+
+
+def test_jpeg_crops_decode_to_their_shape_close_to_the_originals():
+    rows, cols = torch.meshgrid(torch.arange(32), torch.arange(16), indexing="ij")
+    smooth = torch.stack([rows * 6, cols * 12, (rows + cols) * 4]).clamp(0, 255)
+    crops = torch.stack([smooth, smooth.flip(1), 255 - smooth]).to(torch.uint8)  # (3, 3, 32, 16)
+    for quality, bound in ((95, 3.0), (50, 8.0)):
+        data = encode_crops(crops, quality)
+        assert data.dtype == np.uint8 and data.ndim == 1 and data[:2].tolist() == [0xFF, 0xD8]  # a JPEG
+        decoded = decode_crops(data, (32, 16))
+        assert decoded.shape == (3, 3, 32, 16) and decoded.dtype == np.uint8
+        error = np.abs(decoded.astype(np.float64) - crops.numpy()).mean(axis=(1, 2, 3))
+        assert (error < bound).all(), (quality, error)  # each crop decodes near itself, not a neighbour
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        extract_corpus("unused", "unused", jpeg_quality=0)
+
+
+def test_jpeg_shards_are_smaller_and_train_like_the_raw_ones(corpus, tmp_path):
+    size, options = (32, 16), {"batch_size": 3, "batches_per_epoch": 4, "sampling": STREAM["sampling"]}
+    folders = {}
+    for name, quality in (("raw", None), ("jpeg", 90)):
+        folders[name] = tmp_path / name
+        extract_corpus(str(corpus), folders[name], size=size, jpeg_quality=quality)
+    assert ShardIndex.read(folders["jpeg"]).meta["jpeg_quality"] == 90
+    chunk_bytes = {n: sum(p.stat().st_size for p in (f / CHUNKS_DIR).glob("*.bin")) for n, f in folders.items()}
+    assert chunk_bytes["jpeg"] < chunk_bytes["raw"] / 3, chunk_bytes
+    raw, jpeg = (
+        VideoPairStream.from_shards(str(f), CropTransform(size, train=False), **options) for f in folders.values()
+    )
+    for b in range(4):
+        want, got = raw.make_batch(0, 0, 1, 1, b), jpeg.make_batch(0, 0, 1, 1, b)
+        assert _summary(got) == _summary(want)
+        for name in ("boxes", "track_ids", "pair_index", "frame_side"):
+            torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=0, atol=0)
+        difference = (got.crops - want.crops).abs().mean().item()
+        assert 0 < difference < 0.05, difference  # lossy, but by a few grey levels (normalised units)
 
 
 def test_two_ranks_two_workers_read_disjoint_clips_with_equal_batch_counts(shards):

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from isr_lightning.data.clip_index import BoxSelection, SkipItem, read_clip_boxes
-from isr_lightning.data.shards import BOXES_FILE, CHUNKS_DIR, FORMAT_VERSION, SHARD_INDEX, ShardIndex
+from isr_lightning.data.shards import BOXES_FILE, CHUNKS_DIR, FORMAT_VERSION, SHARD_INDEX, ShardIndex, encode_crops
 from isr_lightning.data.sources import Clip, discover_clips
 from isr_lightning.data.transforms import crop_boxes, resize_crops
 from isr_lightning.data.video import UnreadableVideoError, open_reader
@@ -83,6 +84,10 @@ class _ExtractClip:
             with open(os.path.join(self.work, f"rank-{int(rank):05d}.jsonl"), "a") as f:
                 f.write(json.dumps(record) + "\n")
 
+    def _stored(self, crops: torch.Tensor) -> np.ndarray:
+        quality = self.args["jpeg_quality"]
+        return crops.numpy() if quality is None else encode_crops(crops, quality)
+
     def _items(self, index: int, clip: Clip, record: dict[str, Any]):
         try:
             reader = open_reader(clip, 1, self.args["video_backend"])
@@ -109,7 +114,7 @@ class _ExtractClip:
                     "fps": float(reader.fps),
                     "width": int(reader.width),
                     "height": int(reader.height),
-                    "crops": resize_crops(crop_boxes(frame, fb.boxes), self.size).numpy(),
+                    "crops": self._stored(resize_crops(crop_boxes(frame, fb.boxes), self.size)),
                     "boxes": fb.boxes.astype(np.float32),
                     "scores": fb.scores.astype(np.float32),
                     "ids": fb.ids.astype(np.int64),
@@ -238,6 +243,7 @@ def extract_corpus(
     video_backend: str = "decord",
     chunk: int = 32,
     chunk_bytes: str = "64MB",
+    jpeg_quality: int | None = None,
 ) -> dict[str, Any]:
     """Extract the crops of a corpus into a shard folder.
 
@@ -253,6 +259,9 @@ def extract_corpus(
         video_backend: ``"decord"`` or ``"pyav"``.
         chunk: frames decoded per call.
         chunk_bytes: LitData chunk size.
+        jpeg_quality: store each frame's crops as one JPEG of this quality (1-100; about 10x
+            smaller, lossy: batches then differ slightly from video's); ``None`` (default)
+            stores raw uint8, exactly the crops training from video cuts.
 
     Returns:
         A summary: ``status`` (``"complete"`` when ``out`` was already complete, else
@@ -268,6 +277,8 @@ def extract_corpus(
     from litdata import optimize
 
     out = Path(out)
+    if jpeg_quality is not None and not 1 <= jpeg_quality <= 100:
+        raise ValueError(f"jpeg_quality must be in [1, 100] or None, got {jpeg_quality}")
     if (out / SHARD_INDEX).is_file():
         index = ShardIndex.read(out)
         return {"status": "complete", "clips": len(index.clips), "frames": len(index.arrays["frame_item"])}
@@ -284,10 +295,17 @@ def extract_corpus(
             "gt_iou": selection.gt_iou,
         },
         "use_gt": use_gt,
+        "jpeg_quality": jpeg_quality,
         "workers": workers,
         "corpus": str(root),
     }
-    fn = _ExtractClip(clips, str(work), size, selection, {"fps": fps, "chunk": chunk, "video_backend": video_backend})
+    fn = _ExtractClip(
+        clips,
+        str(work),
+        size,
+        selection,
+        {"fps": fps, "chunk": chunk, "video_backend": video_backend, "jpeg_quality": jpeg_quality},
+    )
     t0 = time.perf_counter()
     with _optimizer_cache(work / "cache"):
         optimize(
