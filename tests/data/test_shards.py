@@ -134,6 +134,13 @@ def test_jpeg_shards_are_smaller_and_train_like_the_raw_ones(corpus, tmp_path):
             torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=0, atol=0)
         difference = (got.crops - want.crops).abs().mean().item()
         assert 0 < difference < 0.05, difference  # lossy, but by a few grey levels (normalised units)
+    # a damaged JPEG (its start marker overwritten) is an error naming the chunk file
+    chunk = next((folders["jpeg"] / CHUNKS_DIR).glob("chunk-*.bin"))
+    data = chunk.read_bytes()
+    chunk.write_bytes(data.replace(b"\xff\xd8\xff", b"\x00\x00\x00"))
+    damaged = VideoPairStream.from_shards(str(folders["jpeg"]), CropTransform(size, train=False), **options)
+    with pytest.raises(CorruptShardError, match=f"corrupt chunk file .*{chunk.name}: item .*cannot identify image"):
+        damaged.make_batch(0, 0, 1, 1, 0)
 
 
 def test_two_ranks_two_workers_read_disjoint_clips_with_equal_batch_counts(shards):

@@ -280,6 +280,12 @@ class ShardCrops:
         """The sampleable frames of clip ``index`` (from the stored boxes, filtered)."""
         return self._clip(index).index
 
+    def _decode(self, data: np.ndarray, item: int) -> np.ndarray:
+        try:
+            return decode_crops(data, self.shard_index.size)
+        except (OSError, ValueError) as err:  # Pillow: not a JPEG, truncated, or the wrong size
+            raise CorruptShardError(f"corrupt chunk file {self._chunks.file_of(item)}: item {item}: {err}") from err
+
     def read(self, index: int, requests: Sequence[CropRequest]) -> list[Tensor]:
         """Read the requested frames' items and take the crops of the requested boxes."""
         clip = self._clip(index)
@@ -293,7 +299,7 @@ class ShardCrops:
                     f"{self._chunks.file_of(clip.item[f])}: item {clip.item[f]} is clip {int(item['clip'])} frame "
                     f"{int(item['frame'])}, the index says clip {index} frame {f}"
                 )
-            items[f] = item["crops"] if self.jpeg is None else decode_crops(item["crops"], self.shard_index.size)
+            items[f] = item["crops"] if self.jpeg is None else self._decode(item["crops"], clip.item[f])
         out = []
         for f, rows in requests:
             crops = items[f][clip.stored[f][rows]]
