@@ -72,7 +72,6 @@ def run(start: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
             f"--trainer.max_steps={args.steps}",
             "--trainer.limit_val_batches=0",
             "--trainer.logger=false",
-            "--trainer.enable_checkpointing=false",
             "--trainer.enable_progress_bar=false",
         ],
         trainer_defaults={"default_root_dir": str(args.out / name)},

@@ -143,3 +143,56 @@ def test_step_progress_bars_keep_epochs_for_epoch_based_training(tmp_path: Path,
     bar = _fit_with_bar(tmp_path, probe(), max_epochs=2)
     desc, n, total = bar.seen[-1]
     assert "Epoch 1" in desc and (n, total) == (3, 3)  # Lightning's own display, batches of the epoch
+
+
+class FailAt(Callback):
+    """Raises in the training loop once ``step`` optimizer steps are done."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("node lost")
+
+
+def _checkpointed_fit(root: Path, max_steps: int, every: int, extra: list[Callback] | None = None) -> Trainer:
+    from isr_lightning.callbacks import RunCheckpoint
+
+    model = ISRModule(
+        backbone="test_vit", backbone_kwargs={"img_size": (32, 16), "patch_size": 8}, image_size=(32, 16), embed_dim=8
+    )
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=max_steps,
+        default_root_dir=root,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[RunCheckpoint(every_n_train_steps=every), *(extra or [])],
+    )
+    trainer.fit(model, DataLoader(BatchList([make_frame_pair_batch(2, seed=s) for s in range(16)]), batch_size=None))
+    return trainer
+
+
+def test_run_checkpoint_leaves_the_last_step_in_the_root_folder(tmp_path: Path) -> None:
+    from isr_lightning.lightning_cli import checkpoint_report
+
+    trainer = _checkpointed_fit(tmp_path, max_steps=7, every=3)  # saves at 3 and 6; training ends at 7
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]
+    assert torch.load(last, weights_only=True)["global_step"] == 7
+    assert checkpoint_report(trainer) == f"checkpoint: {last.resolve()}"
+
+
+def test_run_checkpoint_saves_when_training_fails(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="node lost"):
+        _checkpointed_fit(tmp_path, max_steps=20, every=100, extra=[FailAt(5)])
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
+
+
+def test_checkpoint_report_says_when_nothing_was_kept(tmp_path: Path) -> None:
+    from isr_lightning.lightning_cli import checkpoint_report
+
+    trainer = Trainer(accelerator="cpu", enable_checkpointing=False, logger=False, default_root_dir=tmp_path)
+    assert "no checkpoint was written" in checkpoint_report(trainer) and "RunCheckpoint" in checkpoint_report(trainer)

@@ -82,3 +82,62 @@ def test_a_state_dict_without_batchnorm_counters_loads_but_a_missing_weight_fail
     torch.save(state, tmp_path / "missing.pth")
     with pytest.raises(ValueError, match=r"1 missing keys, e\.g\. \['layer1\.0\.conv1\.weight'\]"):
         ISRModule(backbone="resnet10t", weights=str(tmp_path / "missing.pth"), image_size=(32, 16))
+
+
+class WiderHead(ISRModule):
+    """A user's subclass (a different head), to check that a checkpoint comes back as its own class."""
+
+    def __init__(self, hidden: int = 24, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.projection = torch.nn.Sequential(
+            torch.nn.Linear(self.projection.in_features, hidden), torch.nn.Linear(hidden, self.hparams.embed_dim)
+        )
+
+
+def _save(model: torch.nn.Module, path: Path) -> Path:
+    from lightning.pytorch import Trainer
+
+    trainer = Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_load_model_rebuilds_any_library_checkpoint_from_the_file_alone(tmp_path: Path) -> None:
+    from isr_lightning import load_model
+
+    x = torch.randn(3, 3, 32, 16)
+    isr = ISRModule(**TINY_VIT, embed_dim=12, temperature=0.05)
+    loaded = load_model(_save(isr, tmp_path / "isr.ckpt"))
+    assert type(loaded) is ISRModule and not loaded.training and loaded.hparams.temperature == 0.05
+    torch.testing.assert_close(loaded.embed(x), isr.embed(x), rtol=0, atol=0)
+
+    subclass = WiderHead(hidden=20, **TINY_VIT, embed_dim=12)
+    loaded = load_model(_save(subclass, tmp_path / "sub.ckpt"))
+    assert type(loaded) is WiderHead and loaded.hparams.hidden == 20
+    torch.testing.assert_close(loaded.embed(x), subclass.embed(x), rtol=0, atol=0)
+
+
+def test_a_checkpoint_never_needs_the_file_it_started_from(trained_ckpt: Path, tmp_path: Path) -> None:
+    from isr_lightning import load_model
+
+    start = tmp_path / "start.ckpt"
+    start.write_bytes(trained_ckpt.read_bytes())
+    module = ISRModule(**TINY_VIT, embed_dim=16, weights=str(start))
+    module.hparams["weights"] = str(start)  # as LightningCLI records the whole config
+    saved = _save(module, tmp_path / "adapted.ckpt")
+    start.unlink()
+    assert "weights" not in torch.load(saved, weights_only=True)["hyper_parameters"]
+    x = torch.randn(2, 3, 32, 16)
+    torch.testing.assert_close(load_model(saved).embed(x), module.embed(x), rtol=0, atol=0)
+
+
+def test_load_model_refuses_weights_without_an_architecture(tmp_path: Path) -> None:
+    from isr_lightning import load_model
+
+    torch.save(_random_timm_vit().state_dict(), tmp_path / "backbone.pth")
+    with pytest.raises(ValueError, match="weights without a model"):
+        load_model(tmp_path / "backbone.pth")
+    with pytest.raises(FileNotFoundError, match=r"absent\.ckpt"):
+        load_model(tmp_path / "absent.ckpt")

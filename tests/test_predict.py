@@ -90,17 +90,16 @@ def test_writer_rejects_unknown_suffix(tmp_path: Path) -> None:
         EmbeddingWriter(tmp_path / "e.csv")
 
 
-def test_lightning_cli_predict_on_an_image_folder(image_folder: Path, tmp_path: Path) -> None:
+def test_lightning_cli_predict_on_an_image_folder(image_folder: Path, trained_ckpt: Path, tmp_path: Path) -> None:
+    # the checkpoint alone: its class and architecture come from the file, its weights too
+    from isr_lightning import load_model
     from isr_lightning.lightning_cli import run_lightning_cli
 
     out = tmp_path / "cli.npz"
-    cli = run_lightning_cli(
+    run_lightning_cli(
         [
             "predict",
-            "--model.backbone=test_vit",
-            "--model.backbone_kwargs={img_size: [32, 16], patch_size: 8}",
-            "--model.image_size=[32, 16]",
-            "--model.embed_dim=8",
+            f"--ckpt_path={trained_ckpt}",
             "--data=isr_lightning.predict.ImageFolderDataModule",
             f"--data.root={image_folder}",
             "--data.batch_size=2",
@@ -113,7 +112,8 @@ def test_lightning_cli_predict_on_an_image_folder(image_folder: Path, tmp_path: 
             "--return_predictions=false",
         ]
     )
+    model = load_model(trained_ckpt)
     data = np.load(out)
     assert data["names"].tolist() == sorted(NAMES)
-    dataset = ImageFolderDataset(image_folder, cli.model.data_config)
-    np.testing.assert_allclose(data["embeddings"], _expected(cli.model, dataset), rtol=0, atol=1e-6)
+    dataset = ImageFolderDataset(image_folder, model.data_config)
+    np.testing.assert_allclose(data["embeddings"], _expected(model, dataset), rtol=0, atol=1e-6)

@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "FramePairBatch": "batch",
     "load_isr_release": "module",
+    "load_model": "checkpoints",
     "load_weights": "checkpoints",
     "remap_isr_release_state_dict": "checkpoints",
     "export_onnx": "export",
@@ -73,6 +74,7 @@ __all__ = [
     "export_onnx",
     "export_torchscript",
     "load_isr_release",
+    "load_model",
     "load_weights",
     "reliability_weighted_info_nce",
     "remap_isr_release_state_dict",
@@ -80,7 +82,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from isr_lightning.batch import FramePairBatch
-    from isr_lightning.checkpoints import load_weights, remap_isr_release_state_dict
+    from isr_lightning.checkpoints import load_model, load_weights, remap_isr_release_state_dict
     from isr_lightning.export import export_onnx, export_torchscript
     from isr_lightning.finetune.data import ReIDTrainDataModule
     from isr_lightning.finetune.losses import BatchHardTripletLoss, LabelSmoothingCrossEntropy

@@ -12,7 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from typing_extensions import Self
 
-from isr_lightning.checkpoints import load_weights
+from isr_lightning.checkpoints import CLASS_PATH_KEY, INSTANTIATOR_KEY, LIGHTNING_INSTANTIATOR, load_weights
 from isr_lightning.optim import WarmupCosineLR
 
 __all__ = ["BackboneModuleMixin", "EmbeddingModel", "create_timm_backbone"]
@@ -127,6 +127,22 @@ class BackboneModuleMixin:
                 if isinstance(layer, nn.modules.batchnorm._BatchNorm):
                     layer.eval()
         return self
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Make the checkpoint self-describing: it names its class, and never the weights file it started from.
+
+        :func:`~isr_lightning.checkpoints.load_model` and ``isr-lightning predict --ckpt_path``
+        rebuild the model from the class and hyperparameters alone; the state dict holds the
+        weights, so ``weights`` (which LightningCLI records with the rest of the config) is
+        dropped: loading must not need that file again.
+        """
+        super().on_save_checkpoint(checkpoint)  # type: ignore[misc]  # LightningModule's hook
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict):
+            hparams.pop("weights", None)
+            if CLASS_PATH_KEY not in hparams:  # as LightningCLI records a model it built
+                hparams[CLASS_PATH_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+                hparams[INSTANTIATOR_KEY] = LIGHTNING_INSTANTIATOR
 
     @property
     def data_config(self) -> dict[str, Any]:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from torch import Tensor
 from typing_extensions import override
 
 from isr_lightning.optim import WarmupCosineLR
 
-__all__ = ["CropThroughput", "RichStepProgressBar", "TQDMStepProgressBar", "TrainingTimeBudget", "count_crops"]
+__all__ = [
+    "CropThroughput",
+    "RichStepProgressBar",
+    "RunCheckpoint",
+    "TQDMStepProgressBar",
+    "TrainingTimeBudget",
+    "count_crops",
+]
 
 log = logging.getLogger(__name__)
 
@@ -226,3 +234,54 @@ class TQDMStepProgressBar(TQDMProgressBar):
             bar.n = step
             bar.set_postfix(self.get_metrics(trainer, pl_module))
             bar.refresh()
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` that always leaves ``last.ckpt`` in a predictable folder.
+
+    * The folder is ``<trainer.default_root_dir>/checkpoints`` unless ``dirpath`` is given,
+      whatever the logger (Lightning's own default nests it under the logger's run folder).
+    * ``last.ckpt`` is written every ``every_n_train_steps`` steps, when training ends (also
+      when a time budget or ``max_steps`` ends it between two saves) and when an exception or
+      Ctrl+C stops it, so a run's progress is never lost.
+    * By default only ``last.ckpt`` is kept (``save_top_k=0``); the other arguments are
+      ``ModelCheckpoint``'s (``monitor``, ``save_top_k``... to keep the best ones too).
+
+    Args:
+        dirpath: checkpoint folder (``None``: ``<default_root_dir>/checkpoints``).
+        every_n_train_steps: steps between saves.
+        save_top_k: checkpoints kept besides ``last.ckpt`` (see ``ModelCheckpoint``).
+        save_last: write ``last.ckpt``.
+        save_on_exception: save when an exception or Ctrl+C stops training.
+        **kwargs: other ``ModelCheckpoint`` arguments.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        every_n_train_steps: int = 100,
+        save_top_k: int = 0,
+        save_last: bool = True,
+        save_on_exception: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            every_n_train_steps=every_n_train_steps,
+            save_top_k=save_top_k,
+            save_last=save_last,
+            save_on_exception=save_on_exception,
+            **kwargs,
+        )
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.dirpath is None:
+            self.dirpath = os.path.realpath(os.path.join(trainer.default_root_dir, "checkpoints"))
+        super().setup(trainer, pl_module, stage)
+
+    @override
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.save_last and not trainer.fast_dev_run and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        super().on_train_end(trainer, pl_module)

@@ -12,23 +12,34 @@ same weight shapes and the same 2x2 token order. timm 0.4.12 also stored the
 As timm's ``_builder.py`` does, the loaders take plain modules (a backbone and a projection)
 and a source, never a model class: ``ISRModule`` imports them, not the other way round
 (:meth:`~isr_lightning.module.ISRModule.from_isr_release` builds a model from the release).
+:func:`load_model`, the one way from a file to a model ready to embed, finds the class by the
+name a checkpoint records (``hyper_parameters["_class_path"]``, as LightningCLI records it), so
+it imports no model module either.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+if TYPE_CHECKING:
+    from lightning.pytorch import LightningModule
+
 from isr_lightning.bundled_weights import bundled_state_dict, find_bundled_weights, is_bundled_name
 
 __all__ = [
+    "CLASS_PATH_KEY",
+    "INSTANTIATOR_KEY",
     "ISR_RELEASE_BACKBONE",
     "ISR_RELEASE_URL",
+    "LIGHTNING_INSTANTIATOR",
+    "load_model",
     "load_state_dict_exactly",
     "load_weights",
     "read_isr_release",
@@ -41,6 +52,16 @@ ISR_RELEASE_URL = "https://cloud.tsinghua.edu.cn/f/facfc952bee74940b106/?dl=1"
 ISR_RELEASE_BACKBONE = "swin_base_patch4_window7_224"
 """timm name of the released model's backbone (input 224x224, features 1024, embedding 512)."""
 _ISR_RELEASE_FILE_NAME = "isr_swin_base_patch4_window7_224.pth"
+
+CLASS_PATH_KEY = "_class_path"
+"""The hyperparameter naming a checkpoint's LightningModule class (LightningCLI's own key; the
+library's modules add it to every checkpoint they save)."""
+INSTANTIATOR_KEY = "_instantiator"
+LIGHTNING_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+"""How ``load_from_checkpoint`` builds a class named by ``_class_path`` (Lightning's allow-listed
+jsonargparse instantiator, which LightningCLI records beside it)."""
+_ISR_MODULE = "isr_lightning.module.ISRModule"
+_FINE_TUNE_MODULE = "isr_lightning.finetune.module.ReIDFineTuneModule"
 
 # Buffers that timm 0.4.12 saved and current timm recomputes (non-persistent).
 _RECOMPUTED_BUFFERS = ("relative_position_index", "attn_mask")
@@ -291,3 +312,61 @@ def read_isr_release(source: str | Path = ISR_RELEASE_URL) -> tuple[dict[str, Te
     if "feat.weight" not in state_dict:
         raise ValueError(f"{source} is not an ISR release checkpoint (no feat.weight)")
     return remap_isr_release_state_dict(state_dict)
+
+
+def _import_class(class_path: str) -> type:
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"the checkpoint's model class {class_path!r} cannot be imported: {error}") from error
+
+
+def load_model(source: str | Path, map_location: str | torch.device = "cpu") -> LightningModule:
+    """Turn any model file the library reads into a model ready to embed, in eval mode.
+
+    The one way from a file to a model: ``isr-lightning evaluate`` and ``export``, the demo and
+    the Python API use it, and ``isr-lightning predict --ckpt_path`` reads the same record.
+
+    - A Lightning checkpoint of an :class:`~isr_lightning.ISRModule`, a
+      :class:`~isr_lightning.finetune.ReIDFineTuneModule` or a subclass of either: the class is
+      the one its hyperparameters name (``_class_path``; checkpoints that predate the record are
+      told apart by their keys, a fine-tuned model having a BNNeck), built with the saved
+      hyperparameters, so nothing about the architecture is restated.
+    - The released ISR weights (``model.*``, ``feat.*``): an ``ISRModule`` holding them
+      (:meth:`~isr_lightning.ISRModule.from_isr_release`).
+
+    Args:
+        source: the file (``.ckpt``, or the release's ``.pth``).
+        map_location: device of the loaded tensors.
+
+    Returns:
+        The model (with ``embed``, ``data_config``, ``image_size``), in eval mode.
+
+    Raises:
+        FileNotFoundError: ``source`` is not a file.
+        ValueError: the file holds weights only (a backbone state dict, which needs an
+            architecture: give it as ``weights=``), or names a class that cannot be imported.
+    """
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: not a checkpoint torch can read: {error}") from error
+    state_dict = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, Mapping) else None
+    if isinstance(state_dict, Mapping) and isinstance(hparams, Mapping):
+        fine_tuned = any(str(key).startswith("bnneck.") for key in state_dict)
+        class_path = hparams.get(CLASS_PATH_KEY) or (_FINE_TUNE_MODULE if fine_tuned else _ISR_MODULE)
+        # weights=None: the state dict holds them (older checkpoints recorded the file they started from)
+        model = _import_class(class_path).load_from_checkpoint(str(path), map_location=map_location, weights=None)
+        return model.eval()
+    weights = state_dict if isinstance(state_dict, Mapping) else checkpoint
+    if isinstance(weights, Mapping) and "feat.weight" in weights and any(str(k).startswith("model.") for k in weights):
+        return _import_class(_ISR_MODULE).from_isr_release(path).to(map_location).eval()
+    raise ValueError(
+        f"{path} holds weights without a model (no Lightning hyperparameters): choose the architecture and"
+        " give the file as its weights, e.g. ISRModule(backbone=..., weights=PATH) or --model.init_args.weights"
+    )

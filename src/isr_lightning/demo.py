@@ -208,14 +208,18 @@ def demo(
     data = prepare_demo_data(cache, seed, clips, identities)
 
     out.mkdir(parents=True, exist_ok=True)
-    overrides = [f"--data.init_args.root={data.corpus}", f"--seed_everything={seed}", *overrides]
+    overrides = [
+        f"--data.init_args.root={data.corpus}",
+        f"--seed_everything={seed}",
+        f"--trainer.default_root_dir={out}",  # the recipe's RunCheckpoint writes out/checkpoints/last.ckpt
+        *overrides,
+    ]
     if max_steps is not None:
         overrides.append(f"--trainer.max_steps={max_steps}")
     cli = build_from_config(
         recipe,
         overrides,
         trainer_defaults={
-            "default_root_dir": str(out),
             "logger": lazy_instance(WandbLogger, project="isr-lightning-demo", save_dir=str(out)),
             "callbacks": [lazy_instance(TrainingTimeBudget, minutes=minutes), lazy_instance(RichStepProgressBar)],
         },

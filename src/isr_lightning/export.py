@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from isr_lightning.backbone import EmbeddingModel
+from isr_lightning.checkpoints import load_model
 from isr_lightning.module import ISRModule
 
 __all__ = [
@@ -24,33 +25,10 @@ __all__ = [
     "export",
     "export_onnx",
     "export_torchscript",
-    "load_embedding_module",
     "run_exported",
 ]
 
 DEFAULT_OPSET = 17
-
-
-def load_embedding_module(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Load a checkpoint of an :class:`~isr_lightning.module.ISRModule` or a ``ReIDFineTuneModule``.
-
-    The class is read from the file's keys (a fine-tuned model has ``bnneck.*``), and its
-    hyperparameters from the checkpoint (``load_from_checkpoint``).
-
-    Args:
-        path: the ``.ckpt`` file.
-        map_location: device the tensors are loaded to.
-
-    Returns:
-        The module, with ``embed``, ``data_config`` and ``image_size``.
-    """
-    from isr_lightning.finetune.checkpoints import is_fine_tuned_checkpoint
-
-    if is_fine_tuned_checkpoint(path):
-        from isr_lightning.finetune.module import ReIDFineTuneModule
-
-        return ReIDFineTuneModule.load_from_checkpoint(str(path), map_location=map_location)
-    return ISRModule.load_from_checkpoint(str(path), map_location=map_location)
 
 
 def _embedding_model(model: ISRModule | nn.Module) -> nn.Module:
@@ -167,7 +145,8 @@ def export(ckpt: Path, out: Path, opset: int = DEFAULT_OPSET, atol: float = 1e-4
     """Export a checkpoint to TorchScript or ONNX (images -> L2-normalised embeddings).
 
     Args:
-        ckpt: ``ISRModule`` or ``ReIDFineTuneModule`` checkpoint (``.ckpt``).
+        ckpt: any model file :func:`~isr_lightning.checkpoints.load_model` reads (an
+            ``ISRModule`` or ``ReIDFineTuneModule`` checkpoint, the ISR release).
         out: output file: ONNX when it ends with ``.onnx``, else TorchScript (``.pt``).
         opset: ONNX opset.
         atol: largest accepted difference between the exported model and the module.
@@ -175,7 +154,7 @@ def export(ckpt: Path, out: Path, opset: int = DEFAULT_OPSET, atol: float = 1e-4
     Returns:
         0, or 1 when the exported model disagrees with the module beyond ``atol``.
     """
-    model = load_embedding_module(ckpt, map_location="cpu").eval()
+    model = load_model(ckpt, map_location="cpu")
     config = model.data_config
     size = tuple(config["input_size"][1:])
     onnx = out.suffix == ".onnx"

@@ -32,6 +32,7 @@ __all__ = [
     "GenericLightningCLI",
     "ISRLightningCLI",
     "build_from_config",
+    "checkpoint_report",
     "generic_main",
     "recipe_path",
     "resolve_recipes",
@@ -92,7 +93,13 @@ class GenericLightningCLI(LightningCLI):
       data (the commands print it as one line) instead of jsonargparse's union message.
     * Without a progress bar in the config, training shows a
       :class:`~isr_lightning.callbacks.TQDMStepProgressBar` (steps out of ``max_steps``).
+    * ``fit`` ends by printing where the checkpoints are (:func:`checkpoint_report`).
     """
+
+    def after_fit(self) -> None:
+        """Print where the run's checkpoints are (called by LightningCLI after ``fit``)."""
+        if self.trainer.is_global_zero:
+            print(checkpoint_report(self.trainer))
 
     @override
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
@@ -119,6 +126,28 @@ class ISRLightningCLI(GenericLightningCLI):
     @override
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.set_defaults({"model": {"class_path": f"{ISRModule.__module__}.{ISRModule.__name__}"}})
+
+
+def checkpoint_report(trainer: Trainer) -> str:
+    """One line per checkpoint callback: the last checkpoint written, or why there is none.
+
+    Args:
+        trainer: a trainer after ``fit``.
+
+    Returns:
+        ``"checkpoint: PATH"`` lines, or a line saying that no checkpoint was written and how
+        to get one.
+    """
+    paths = [cb.last_model_path or cb.best_model_path for cb in trainer.checkpoint_callbacks]
+    lines = [f"checkpoint: {path}" for path in paths if path]
+    if lines:
+        return "\n".join(lines)
+    if not trainer.checkpoint_callbacks:
+        return (
+            "no checkpoint was written: checkpointing is off (trainer.enable_checkpointing: false); add"
+            " isr_lightning.callbacks.RunCheckpoint to trainer.callbacks to keep the model"
+        )
+    return "no checkpoint was written (no training step ran)"
 
 
 def _as_list(value: Any) -> list[Any]:

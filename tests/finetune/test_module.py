@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import CSVLogger
 
 from isr_lightning import ISRModule, WarmupMultiStepLR
+from isr_lightning.checkpoints import load_model
 from isr_lightning.cli import main
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.evaluation import ReIDEvaluationCallback
-from isr_lightning.export import export_onnx, export_torchscript, load_embedding_module, run_exported
+from isr_lightning.export import export_onnx, export_torchscript, run_exported
 from isr_lightning.finetune import ReIDFineTuneModule, ReIDTrainDataModule
 
 TINY = {"backbone": "test_resnet", "embed_dim": 16, "image_size": (32, 16)}
@@ -116,7 +117,7 @@ def test_checkpoint_loads_as_its_own_class_and_evaluates(
     fine_tuned: dict[str, object], market_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ckpt = fine_tuned["root"] / "fine_tuned.ckpt"
-    loaded = load_embedding_module(ckpt)
+    loaded = load_model(ckpt)
     assert isinstance(loaded, ReIDFineTuneModule) and loaded.classifier.out_features == 12
     images = torch.randn(2, 3, 32, 16)
     torch.testing.assert_close(loaded.embed(images), fine_tuned["model"].embed(images))

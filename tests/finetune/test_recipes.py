@@ -80,7 +80,8 @@ def test_finetune_cpu_from_a_demo_checkpoint(run_cli, market_folder: Path, tmp_p
     assert "validation at step 2: rank-1" in result.stderr + result.stdout
     rows = _rows(tmp_path)
     assert any(r.get("val/rank1") for r in rows) and any(r.get("train/accuracy") for r in rows)
-    (ckpt,) = tmp_path.glob("logs/**/checkpoints/*.ckpt")  # the trainer's default checkpoint
+    ckpt = tmp_path / "outputs/finetune_cpu/checkpoints/last.ckpt"  # the recipe's RunCheckpoint
+    assert f"checkpoint: {ckpt.resolve()}" in result.stdout
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     assert state["projection.weight"].shape == isr.projection.weight.shape
 

@@ -104,11 +104,13 @@ def evaluate(
 ) -> None:
     """Evaluate a checkpoint on a ReID benchmark; print one JSON object (rank1, rank5, rank10, mAP, mINP).
 
-    Loads an ``ISRModule`` or ``ReIDFineTuneModule`` from the checkpoint and embeds the query
-    and gallery images, resized and normalised with the module's ``data_config``.
+    Loads the model with :func:`~isr_lightning.checkpoints.load_model` (the checkpoint alone
+    says its architecture) and embeds the query and gallery images, resized and normalised
+    with the model's ``data_config``.
 
     Args:
-        ckpt: ``ISRModule`` or ``ReIDFineTuneModule`` checkpoint.
+        ckpt: any model file ``load_model`` reads: an ``ISRModule`` or ``ReIDFineTuneModule``
+            checkpoint, or the ISR release.
         root: dataset folder.
         dataset: ``market1501``, ``msmt17``, ``cuhk03-np-detected``, ``cuhk03-np-labeled`` or
             ``folder``.
@@ -122,19 +124,13 @@ def evaluate(
             :func:`~isr_lightning.evaluation.evaluate_reid`.
     """
     # Imported here: images (PIL, torchvision transforms) are not needed by evaluate-features.
+    from isr_lightning.checkpoints import load_model
     from isr_lightning.evaluation.datasets import ReIDImageDataset, eval_transform, load_reid_dataset
     from isr_lightning.evaluation.features import extract_features
-    from isr_lightning.finetune.checkpoints import is_fine_tuned_checkpoint
 
     torch_device = _device(device)
     split = load_reid_dataset(dataset, root)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"{ckpt}: checkpoint not found")
-    if is_fine_tuned_checkpoint(ckpt):
-        from isr_lightning.finetune.module import ReIDFineTuneModule as ModuleClass
-    else:
-        from isr_lightning.module import ISRModule as ModuleClass
-    model = ModuleClass.load_from_checkpoint(str(ckpt), map_location=torch_device).to(torch_device).eval()
+    model = load_model(ckpt, map_location=torch_device).to(torch_device)
     transform = eval_transform(model.data_config)
     arrays: dict[str, Any] = {}
     for side in ("query", "gallery"):
