@@ -11,6 +11,7 @@ from lightning.pytorch import LightningDataModule
 
 from isr_lightning.data.clip_index import BoxSelection, PairSampling
 from isr_lightning.data.loader import VideoPairLoader
+from isr_lightning.data.sharding import sampling_seed
 from isr_lightning.data.shards import ShardIndex, is_shard_folder
 from isr_lightning.data.sources import Clip, check_root, discover_clips
 from isr_lightning.data.stream import VideoPairStream
@@ -67,7 +68,10 @@ class VideoPairDataModule(LightningDataModule):
         num_workers: dataloader workers per rank.
         decode_threads: decoder threads per worker.
         video_backend: ``"decord"`` or ``"pyav"`` (see ``docs/benchmarks.md``).
-        seed: sampling seed (clip order and draws are a function of seed, epoch, rank, batch).
+        seed: sampling seed (clip order and draws are a function of seed, epoch, rank, batch);
+            ``None`` (default): the seed of ``seed_everything`` (LightningCLI's
+            ``--seed_everything``), read when the data is set up, else 0. A second seed of a run
+            is then a second draw of the data too, not only of the model.
         pin_memory: pin batches.
     """
 
@@ -83,7 +87,7 @@ class VideoPairDataModule(LightningDataModule):
         num_workers: int = 2,
         decode_threads: int = 1,
         video_backend: str = "decord",
-        seed: int = 0,
+        seed: int | None = None,
         pin_memory: bool = False,
     ) -> None:
         if root is None:
@@ -102,6 +106,11 @@ class VideoPairDataModule(LightningDataModule):
         self.stream: VideoPairStream | None = None
         self._loader: VideoPairLoader | None = None
         self._pending_state: dict[str, Any] | None = None
+
+    @property
+    def seed(self) -> int:
+        """The sampling seed (:func:`~isr_lightning.data.sharding.sampling_seed` of ``seed``)."""
+        return sampling_seed(self.hparams.seed)
 
     def setup(self, stage: str | None = None) -> None:
         """Discover the corpus; fail with the path named when it is unusable."""
@@ -122,7 +131,7 @@ class VideoPairDataModule(LightningDataModule):
             batches_per_epoch=h.batches_per_epoch,
             sampling=self.sampling,
             boxes=self.boxes,
-            seed=h.seed,
+            seed=self.seed,
             decode_threads=h.decode_threads,
             video_backend=h.video_backend,
             shards=shards,
@@ -177,7 +186,7 @@ class VideoPairDataModule(LightningDataModule):
         else:
             state = self._loader.state_dict()
         state.update(
-            seed=h.seed,
+            seed=self.seed,
             num_workers=h.num_workers,
             world_size=self._world_size(),
             batches_per_epoch=h.batches_per_epoch,
@@ -187,12 +196,13 @@ class VideoPairDataModule(LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume at the saved position (applied to the next training loader)."""
         h = self.hparams
-        for key in ("seed", "num_workers", "batches_per_epoch"):
-            if key in state_dict and state_dict[key] != h[key]:
+        current = {"seed": self.seed, "num_workers": h.num_workers, "batches_per_epoch": h.batches_per_epoch}
+        for key, value in current.items():
+            if key in state_dict and state_dict[key] != value:
                 log.warning(
                     "resuming with %s=%s (saved %s): batches after the resume point differ from the interrupted run",
                     key,
-                    h[key],
+                    value,
                     state_dict[key],
                 )
         self._pending_state = {

@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from isr_lightning.data import DataRootError
+from isr_lightning.data.sharding import sampling_seed
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.evaluation.datasets import DATASETS, ReIDImageDataset, ReIDItem, ReIDSplit, load_reid_dataset
 from isr_lightning.finetune.sampler import PKSampler
@@ -145,7 +146,8 @@ class ReIDTrainDataModule(LightningDataModule):
         validate: build the query/gallery loaders.
         eval_batch_size: batch size of the validation loaders.
         num_workers: loader workers (training and validation).
-        seed: sampling seed.
+        seed: sampling seed; ``None`` (default): ``seed_everything``'s
+            (:func:`~isr_lightning.data.sharding.sampling_seed`).
         pin_memory: pin batches.
 
     Raises:
@@ -167,7 +169,7 @@ class ReIDTrainDataModule(LightningDataModule):
         validate: bool = True,
         eval_batch_size: int = 128,
         num_workers: int = 4,
-        seed: int = 0,
+        seed: int | None = None,
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
@@ -189,12 +191,17 @@ class ReIDTrainDataModule(LightningDataModule):
         self.validate = validate
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
-        self.seed = seed
+        self._seed = seed
         self.pin_memory = pin_memory
         self.split: ReIDSplit | None = None
         self.train_items: list[ReIDItem] = []
         self.label_pids: list[int] = []
         self.sampler: PKSampler | None = None
+
+    @property
+    def seed(self) -> int:
+        """The sampling seed, read when used (``seed_everything`` may run after construction)."""
+        return sampling_seed(self._seed)
 
     @property
     def image_size(self) -> tuple[int, int]:
