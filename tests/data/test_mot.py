@@ -44,6 +44,22 @@ def test_parse_gt_filters_flag_class_visibility():
     np.testing.assert_array_equal(out[1].ids, [1, 3, 4, 5])
 
 
+def test_parse_mot15_gt_world_coordinates_are_not_classes():
+    # MOT15 (TUD-Stadtmitte): frame,id,x,y,w,h,conf,wx,wy,wz; world coordinates are fractional or -1
+    text = (
+        "1,1,88,99,61.08,218.56,1,4.4852,5.5016,0\n1,2,181,95,75.8,227,1,4.4091,4.4283,0\n2,1,90,99,61,218,1,-1,-1,-1\n"
+    )
+    out = parse_mot_text(text, is_gt=True)
+    assert sorted(out) == [1, 2] and out[1].ids.tolist() == [1, 2] and out[2].ids.tolist() == [1]
+
+
+def test_parse_gt_keeps_rows_whose_class_is_not_given():
+    # class -1 (not given) is kept; class 3 (a car in MOT17) is dropped; a file of cars gives no frame
+    out = parse_mot_text("1,1,0,0,5,5,1,-1,-1\n1,2,0,0,5,5,1,3,1.0\n", is_gt=True)
+    assert out[1].ids.tolist() == [1]
+    assert parse_mot_text("1,2,0,0,5,5,1,3,1.0\n2,3,0,0,5,5,1,3,1.0\n", is_gt=True) == {}
+
+
 @pytest.mark.parametrize("text", ["1,-1,2,3\n", "1,-1,a,b,c,d,1\n", "1,-1,0,0,nan,5,1\n"])
 def test_malformed_rows_raise(text):
     with pytest.raises(MalformedDetectionsError):

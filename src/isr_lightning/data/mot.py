@@ -158,16 +158,31 @@ def _keep_and_scores(
     if is_gt:
         if ncol >= 7:
             keep &= table[:, 6] != 0
-        if ncol >= 8 and gt_classes is not None:
-            keep &= np.isin(table[:, 7].astype(np.int64), np.asarray(list(gt_classes)))
-        if ncol >= 9:
-            keep &= table[:, 8] >= min_visibility
+        if _has_class_columns(table):
+            classes = table[:, 7].astype(np.int64)
+            if gt_classes is not None:
+                keep &= np.isin(classes, np.asarray(list(gt_classes))) | (classes == -1)  # -1: class not given
+            if ncol >= 9:
+                keep &= (table[:, 8] >= min_visibility) | (classes == -1)
         scores = np.ones(len(table), dtype=np.float32)
     else:
         scores = table[:, 6].astype(np.float32) if ncol >= 7 else np.ones(len(table), np.float32)
         if score_threshold is not None:
             keep &= scores >= score_threshold
     return keep, scores
+
+
+def _has_class_columns(table: np.ndarray) -> bool:
+    """Whether columns 8-9 of a ground-truth table are MOT16+'s class and visibility.
+
+    MOT15 files put world coordinates there instead (``wx, wy, wz``: fractional, or ``-1``
+    when unknown); a class is a whole number. A column of ``-1`` says nothing either way and
+    filters nothing (class ``-1`` is kept as "not given").
+    """
+    if table.shape[1] < 8:
+        return False
+    column = table[:, 7]
+    return bool(np.all(column == np.round(column)))
 
 
 def _group_by_frame(table: np.ndarray, scores: np.ndarray) -> dict[int, FrameBoxes]:
@@ -180,6 +195,8 @@ def _group_by_frame(table: np.ndarray, scores: np.ndarray) -> dict[int, FrameBox
     out: dict[int, FrameBoxes] = {}
     order = np.argsort(frames, kind="stable")
     frames, boxes, ids, scores = frames[order], boxes[order], ids[order], scores[order]
+    if not len(frames):
+        return out
     uniq, starts = np.unique(frames, return_index=True)
     ends = [*starts[1:].tolist(), len(frames)]
     for f, s, e in zip(uniq.tolist(), starts.tolist(), ends, strict=True):
