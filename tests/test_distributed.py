@@ -31,14 +31,26 @@ LOCAL_ROWS = [slice(0, 7), slice(7, 11)]
 LOCAL_PAIRS = {
     "both_ranks_have_pairs": [([0, 1, 2], [3, 5, 6], [0.5, 1.0, 2.0]), ([0, 2], [1, 3], [1.5, 0.25])],
     "rank1_has_no_pairs": [([0, 1, 2], [3, 5, 6], [0.5, 1.0, 2.0]), ([], [], [])],
+    "same_video_across_ranks": [([0, 1, 2], [3, 5, 6], [0.5, 1.0, 2.0]), ([0, 2], [1, 3], [1.5, 0.25])],
 }
+# (video, rank-local frame pair) of each crop: rank 1's frame pair 0 is another time of video 0,
+# which rank 0's pairs 0 and 2 also show; the single process numbers rank 1's frame pairs from 10.
+LOCAL_SOURCES = [[[0, 0], [0, 0], [0, 0], [0, 0], [1, 1], [1, 1], [0, 2]], [[0, 0], [0, 0], [2, 1], [2, 1]]]
+SINGLE_SOURCES = LOCAL_SOURCES[0] + [[v, p + 10] for v, p in LOCAL_SOURCES[1]]
+
+
+def _sources(case: str, rows: list[list[int]]) -> torch.Tensor | None:
+    return torch.tensor(rows) if case == "same_video_across_ranks" else None
 
 
 def _loss_worker(rank: int, port: int, case: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     x = FEATURES[LOCAL_ROWS[rank]].clone().requires_grad_(True)
     anchors, positives, weights = (torch.tensor(v) for v in LOCAL_PAIRS[case][rank])
-    loss = ReliabilityWeightedInfoNCE(0.2)(F.normalize(x, dim=1), anchors.long(), positives.long(), weights.double())
+    sources = _sources(case, LOCAL_SOURCES[rank])
+    loss = ReliabilityWeightedInfoNCE(0.2)(
+        F.normalize(x, dim=1), anchors.long(), positives.long(), weights.double(), sources
+    )
     loss.backward()
     assert gather_variable(torch.arange(x.shape[0]) + 100 * rank).tolist() == [*range(7), *range(100, 104)]
     torch.save({"loss": loss.detach(), "grad": x.grad}, f"{out}/rank{rank}.pt")
@@ -54,7 +66,10 @@ def test_gathered_loss_gradient_equals_single_process(case: str, tmp_path: Path)
     (a0, p0, w0), (a1, p1, w1) = LOCAL_PAIRS[case]
     anchors = torch.tensor(a0 + [a + 7 for a in a1]).long()
     positives = torch.tensor(p0 + [p + 7 for p in p1]).long()
-    full = ReliabilityWeightedInfoNCE(0.2)(F.normalize(x, dim=1), anchors, positives, torch.tensor(w0 + w1).double())
+    weights = torch.tensor(w0 + w1).double()
+    full = ReliabilityWeightedInfoNCE(0.2)(
+        F.normalize(x, dim=1), anchors, positives, weights, _sources(case, SINGLE_SOURCES)
+    )
     full.backward()
 
     # DDP averages gradients over the 2 ranks: each rank's loss is scaled by the world size.

@@ -32,6 +32,10 @@ class FramePairBatch:
             a false-positive detection). Diagnostics only: never used by the loss.
         boxes: optional ``(N, 4)`` float ``(x1, y1, x2, y2)`` boxes in source-frame pixels.
         clip_index: optional ``(P,)`` long index of each pair's clip in the corpus.
+        video_index: optional ``(P,)`` long index of each pair's video in the corpus (the same
+            on every rank). Clips cut from one video share it: their people may be the same,
+            so the loss does not count them as each other's negatives
+            (:class:`~isr_lightning.losses.ReliabilityWeightedInfoNCE`).
         frame_ids: optional ``(P, 2)`` long frame numbers of the two frames of each pair.
         skipped: optional counts of items the loader skipped while producing this batch, by
             reason (for example ``{"unreadable_video": 1}``); the module logs running totals.
@@ -43,6 +47,7 @@ class FramePairBatch:
     track_ids: Tensor | None = None
     boxes: Tensor | None = None
     clip_index: Tensor | None = None
+    video_index: Tensor | None = None
     frame_ids: Tensor | None = None
     skipped: dict[str, int] | None = None
 
@@ -54,6 +59,12 @@ class FramePairBatch:
             value = getattr(self, name)
             if value is not None and value.shape[0] != n:
                 raise ValueError(f"{name} has {value.shape[0]} rows but there are {n} crops")
+
+    def crop_sources(self) -> Tensor | None:
+        """``(N, 2)`` long ``(video, frame pair)`` of every crop, or ``None`` without ``video_index``."""
+        if self.video_index is None:
+            return None
+        return torch.stack([self.video_index[self.pair_index], self.pair_index], dim=1)
 
     @property
     def num_crops(self) -> int:

@@ -57,6 +57,11 @@ class ISRModule(BackboneModuleMixin, LightningModule):
         reliability: pair weighting: ``pair_softmax`` (default), ``bidirectional``, ``margin``,
             ``uniform``, or a :class:`~isr_lightning.reliability.Reliability`.
         temperature: InfoNCE temperature.
+        same_video_negatives: weight in ``[0, 1]`` of a negative crop from the anchor's own video
+            at another time (another frame pair of the batch): it may show the anchor's person.
+            0 (default) leaves it out of the InfoNCE denominator, 1 makes it an ordinary
+            negative. Batches of a large corpus hold one pair per video and are unaffected; on
+            one long video every batch draws from the same people (docs/own_camera.md).
         optimizer: optimizer factory ``params -> Optimizer`` (LightningCLI ``OptimizerCallable``).
         lr_scheduler: scheduler factory ``optimizer -> LRScheduler`` stepped every optimizer
             step, or ``None`` for a constant rate.
@@ -90,6 +95,7 @@ class ISRModule(BackboneModuleMixin, LightningModule):
         pair_miner: str | PairMiner = "hungarian",
         reliability: str | Reliability = "pair_softmax",
         temperature: float = 0.1,
+        same_video_negatives: float = 0.0,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = WarmupCosineLR,
         freeze_bn_stats: bool = False,
@@ -108,7 +114,7 @@ class ISRModule(BackboneModuleMixin, LightningModule):
         self.projection = nn.Linear(num_features, embed_dim)
         self.pair_miner = build_miner(pair_miner)
         self.reliability = build_reliability(reliability)
-        self.criterion = ReliabilityWeightedInfoNCE(temperature)
+        self.criterion = ReliabilityWeightedInfoNCE(temperature, same_video_negatives)
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self._skipped: Counter[str] = Counter()
@@ -166,7 +172,7 @@ class ISRModule(BackboneModuleMixin, LightningModule):
         """Mine pairs between the two frames of every frame pair and return the loss."""
         embeddings = self(batch.crops)
         pairs = mine_batch_pairs(embeddings, batch.pair_index, batch.frame_side, self.pair_miner, self.reliability)
-        loss = self.criterion(embeddings, pairs.anchors, pairs.positives, pairs.weights)
+        loss = self.criterion(embeddings, pairs.anchors, pairs.positives, pairs.weights, batch.crop_sources())
         self._log_training_statistics(loss, pairs, batch)
         return loss
 
