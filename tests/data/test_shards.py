@@ -12,6 +12,7 @@ import torch
 from isr_lightning.data.clip_index import BoxSelection, PairSampling, SkipItem, read_clip_boxes
 from isr_lightning.data.extract import extract_corpus, kept_frames
 from isr_lightning.data.loader import VideoPairLoader
+from isr_lightning.data.sharding import Shard
 from isr_lightning.data.shards import CHUNKS_DIR, CorruptShardError, ShardCrops, ShardIndex, decode_crops, encode_crops
 from isr_lightning.data.sources import discover_clips
 from isr_lightning.data.stream import VideoPairStream
@@ -133,7 +134,7 @@ def test_jpeg_shards_are_smaller_and_train_like_the_raw_ones(corpus, tmp_path):
         for name in ("boxes", "track_ids", "pair_index", "frame_side"):
             torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=0, atol=0)
         difference = (got.crops - want.crops).abs().mean().item()
-        assert 0 < difference < 0.05, difference  # lossy, but by a few grey levels (normalised units)
+        assert 0 < difference < 0.08, difference  # lossy, but by a few grey levels (normalised units)
     # a damaged JPEG (its start marker overwritten) is an error naming the chunk file
     chunk = next((folders["jpeg"] / CHUNKS_DIR).glob("chunk-*.bin"))
     data = chunk.read_bytes()
@@ -152,15 +153,15 @@ def test_two_ranks_two_workers_read_disjoint_clips_with_equal_batch_counts(shard
         batches = list(VideoPairLoader(stream, num_workers=2))
         assert len(batches) == 5
         per_rank.append(batches)
-    stream = VideoPairStream.from_shards(str(shards), SMALL, **STREAM)
-    owners = {(r, w): set(stream.shard(0, r, 2, w, 2)) for r in range(2) for w in range(2)}
+    stream = VideoPairStream.from_shards(str(shards), SMALL, **options)
     pairs: dict[tuple[int, int], set] = {}
     for rank, batches in enumerate(per_rank):
         for b, batch in enumerate(batches):
-            assert set(batch.clip_index.tolist()) <= owners[(rank, b % 2)]
-            pairs.setdefault((rank, b % 2), set()).update(
-                (c, *f) for c, f in zip(batch.clip_index.tolist(), batch.frame_ids.tolist(), strict=True)
-            )
+            worker = b % 2
+            windows = stream.worker_windows(0, Shard(rank, 2, worker, 2), b // 2 // 8)
+            for clip, (_, u) in zip(batch.clip_index.tolist(), batch.frame_ids.tolist(), strict=True):
+                assert any(w.clip == clip and w.start <= u < w.stop for w in windows)  # its own streams' windows
+                pairs.setdefault((rank, worker), set()).add((clip, u))
     assert len(pairs) == 4
     for a in pairs:
         for b in pairs:

@@ -8,6 +8,7 @@ from isr_lightning.batch import FramePairBatch, frame_pair_groups
 from isr_lightning.data.clip_index import BoxSelection, PairSampling
 from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
 from isr_lightning.data.loader import VideoPairLoader
+from isr_lightning.data.sharding import Shard
 from isr_lightning.data.sources import discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
@@ -35,6 +36,7 @@ def _sample(ka, kb, clip, t):
         track_ids=(torch.arange(ka), torch.full((kb,), -1)),
         clip_index=clip,
         frame_ids=(t, t + 2),
+        video_index=clip,
         skipped={"too_few_people": 1} if clip == 1 else {},
     )
 
@@ -93,28 +95,42 @@ def _summary(batch):
     return (batch.clip_index.tolist(), batch.frame_ids.tolist())
 
 
-@pytest.mark.parametrize("num_workers", [2])
-def test_sharding_two_ranks_two_workers(corpus, num_workers):
+def _later_frames(batches, window):
+    """The later frames of the batches' pairs that lie in ``window``."""
+    return sorted(
+        u
+        for batch in batches
+        for clip, (_, u) in zip(batch.clip_index.tolist(), batch.frame_ids.tolist(), strict=True)
+        if clip == window.clip and window.start <= u < window.stop
+    )
+
+
+def test_streams_split_the_windows_between_ranks_and_workers(corpus):
+    # 8 clips x 3 windows of 8 frames over 2 ranks x 2 workers x 2 streams: 3 windows a stream a round
+    options = {"batch_size": 2, "clips_per_batch": 2, "batches_per_epoch": 48}
     per_rank = []
     for rank in range(2):
-        stream = _stream(corpus, batches_per_epoch=5, clips_per_batch=2)
+        stream = _stream(corpus, **options)
         stream.rank, stream.world_size = rank, 2
-        loader = VideoPairLoader(stream, num_workers=num_workers)
-        batches = _run(loader)
-        assert len(batches) == 5 == len(loader)
-        per_rank.append(batches)
-    # every batch's clips come from one (rank, worker) shard; shards are disjoint
-    stream = _stream(corpus)
-    shards = {(r, w): set(stream.shard(0, r, 2, w, 2)) for r in range(2) for w in range(2)}
-    assert set().union(*shards.values()) == set(range(8))
-    assert sum(len(s) for s in shards.values()) == 8
-    seen = {}
+        per_rank.append(_run(VideoPairLoader(stream, num_workers=2)))
+    stream = _stream(corpus, **options)
+    owners: dict[tuple[int, int], list] = {}
+    for rank in range(2):
+        for worker in range(2):
+            for visit in range(3):
+                for window in stream.worker_windows(0, Shard(rank, 2, worker, 2), visit):
+                    owners.setdefault((window.clip, window.start), []).append((rank, worker, visit))
+    assert len(owners) == 24 and all(len(o) == 1 for o in owners.values())  # every window once a round
     for rank, batches in enumerate(per_rank):
-        for b, batch in enumerate(batches):
-            clips = set(batch.clip_index.tolist())
-            assert clips <= shards[(rank, b % 2)]
-            seen.setdefault((rank, b % 2), set()).update(clips)
-    assert set().union(*seen.values()) == set(range(8))
+        assert len(batches) == 48
+        for worker in range(2):
+            mine = batches[worker::2]  # the worker's batches, 8 per visit
+            for visit in range(3):
+                for window in stream.worker_windows(0, Shard(rank, 2, worker, 2), visit):
+                    # every frame of the window with a partner (frame 1 has none) is a later frame, and the
+                    # stream gives one pair to each of the visit's 8 batches (a short window repeats one)
+                    later = _later_frames(mine[visit * 8 : (visit + 1) * 8], window)
+                    assert set(later) == {f for f in range(window.start, window.stop) if f > 1} and len(later) == 8
 
 
 def test_equal_batch_counts_with_uneven_and_tiny_corpus(corpus, tmp_path):
@@ -204,48 +220,53 @@ def test_files_are_parsed_once_per_clip_when_readers_are_reopened(corpus, monkey
 
         return wrapper
 
-    # one pair per visit: every batch opens its clips again
+    # one frame a visit, one open reader: every visit opens its clips again
     reference = [_stream(corpus, reader_cache=64, pairs_per_visit=1).make_batch(0, 0, 1, 1, b) for b in range(6)]
+    thrashing = _stream(corpus, reader_cache=1, pairs_per_visit=1)
     monkeypatch.setattr(clip_index_module, "read_mot_file", counting("parse", clip_index_module.read_mot_file))
     monkeypatch.setattr(stream_module, "open_reader", counting("open", stream_module.open_reader))
-    thrashing = _stream(corpus, reader_cache=1, pairs_per_visit=1)
-    for b, want in enumerate(reference):  # 6 batches x 3 clips: every clip comes round again
+    for b, want in enumerate(reference):
         got = thrashing.make_batch(0, 0, 1, 1, b)
         assert _summary(got) == _summary(want)
         torch.testing.assert_close(got.crops, want.crops)
-    num_clips = len(thrashing.clips)
-    assert calls["open"] > num_clips  # readers were reopened ...
-    assert calls["parse"] == 2 * num_clips  # ... but each detection and gt file was parsed once
+    visited = {c for batch in reference for c in batch.clip_index.tolist()}
+    assert calls["open"] > 2 * len(visited)  # readers were reopened ...
+    assert calls["parse"] == 2 * len(visited)  # ... but each detection and gt file was parsed once
 
 
-def test_a_visit_decodes_each_clip_once_and_puts_one_pair_per_clip_in_a_batch(corpus, monkeypatch):
+def test_a_stream_decodes_its_clips_forward_once_and_gives_one_pair_to_each_batch(corpus, monkeypatch):
     import isr_lightning.data.crop_source as stream_module
 
     decodes = []
 
-    def recording_reader(*args, **kwargs):
-        reader = open_reader(*args, **kwargs)
+    def recording_reader(clip, *args, **kwargs):
+        reader = open_reader(clip, *args, **kwargs)
         get_frames = reader.get_frames
-        reader.get_frames = lambda indices: decodes.append(list(indices)) or get_frames(indices)
+        reader.get_frames = lambda indices: decodes.append((clip.source, list(indices))) or get_frames(indices)
         return reader
 
     open_reader = stream_module.open_reader
     monkeypatch.setattr(stream_module, "open_reader", recording_reader)
-    stream = _stream(corpus, batch_size=4, pairs_per_visit=3, batches_per_epoch=6)
-    batches = [stream.make_batch(0, 0, 1, 1, b) for b in range(6)]
-    assert len(decodes) == 2 * 4  # 2 visits x 4 clips, one decode call each
-    for indices in decodes:  # all frames of a clip's 3 pairs in one sorted call
-        assert indices == sorted(set(indices)) and 2 <= len(indices) <= 6
-    for visit in (batches[:3], batches[3:]):
-        clips = [b.clip_index.tolist() for b in visit]
-        assert all(len(set(c)) == 4 for c in clips)  # one pair per clip in a batch
-        assert clips[0] == clips[1] == clips[2]  # the visit's clips, in every batch of it
-        frames = [b.frame_ids.tolist() for b in visit]
-        assert frames[0] != frames[1] or frames[1] != frames[2]  # ... with their own pairs
-        for pairs in frames:
-            for t, u in pairs:  # within delta_frames
+    # 3 streams; windows of 4 frames: 8 clips x 6 windows = 16 windows a stream a round
+    stream = _stream(corpus, batch_size=3, pairs_per_visit=4, batches_per_epoch=64)
+    batches = [stream.make_batch(0, 0, 1, 1, b) for b in range(64)]
+    assert len(decodes) == 3 * 16  # one decode call a stream a visit
+    decoded = [(source, f) for source, indices in decodes for f in indices]
+    # every frame decoded once (partners were kept), but for the partners of a stream that starts
+    # inside a clip another stream decodes too: at most 2 boundaries x delta_max frames
+    assert len(set(decoded)) == 8 * 24 and len(decoded) - len(set(decoded)) <= 2 * 4
+    for indices in (i for _, i in decodes):
+        assert indices == sorted(set(indices))
+    for visit in range(16):
+        mine = batches[visit * 4 : (visit + 1) * 4]
+        windows = stream.worker_windows(0, Shard(), visit)
+        for batch in mine:
+            assert batch.num_pairs == 3
+            for t, u in batch.frame_ids.tolist():
                 assert 1 <= u - t <= 4
-    assert set(batches[0].clip_index.tolist()).isdisjoint(batches[3].clip_index.tolist())
+        for window in windows:  # every frame with a partner is a later frame; 4 pairs a stream a visit
+            later = _later_frames(mine, window)
+            assert set(later) == {f for f in range(window.start, window.stop) if f > 1} and len(later) == 4
 
 
 def test_instance_pairs_carry_the_same_boxes_on_both_sides_when_capped(corpus):

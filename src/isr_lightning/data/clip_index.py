@@ -145,107 +145,135 @@ def _log_warning(key: str, message: str) -> None:
 
 def delta_range(
     pairing: str, fps: float, delta_frames: tuple[int, int], delta_seconds: tuple[float, float] | None
-) -> tuple[int, int]:
-    """The inclusive range of ``delta`` in frames for a clip of frame rate ``fps``.
+) -> tuple[float, float]:
+    """The inclusive range of ``delta`` between a pair's frames, in frames or in seconds.
 
-    ``delta_seconds`` (when given) is converted with ``fps`` and overrides ``delta_frames``;
-    a temporal pair is at least 1 frame apart; instance pairing uses one frame (``(0, 0)``).
+    ``delta_seconds`` (when given) is returned as it is: pairs are then placed by the frames'
+    timestamps (a variable-frame-rate video keeps the right spacing). Otherwise
+    ``delta_frames``, at least 1 frame apart for a temporal pair. Instance pairing uses one
+    frame: ``(0, 0)``. ``fps`` is unused and kept for the signature's readers.
     """
     if pairing == "instance":
-        return (0, 0)
+        return (0.0, 0.0)
     if delta_seconds is not None:
-        lo = max(1, round(delta_seconds[0] * fps))
-        return lo, max(lo, round(delta_seconds[1] * fps))
-    return max(1, delta_frames[0]), delta_frames[1]
+        return float(delta_seconds[0]), float(delta_seconds[1])
+    return float(max(1, delta_frames[0])), float(delta_frames[1])
+
+
+_EPS = 1e-6  # timestamps of a pair exactly delta apart must count as inside the range
 
 
 @dataclass
 class ClipIndex:
-    """The frames of a clip that can be sampled, and the ``delta`` range between a pair's frames.
+    """The frames of a clip that can be sampled, where they are in time, and how far apart a pair's may be.
 
     Attributes:
         frames: MOT frame number -> its boxes.
-        valid: sorted frame numbers with at least ``min_crops`` boxes.
-        delta: inclusive ``delta`` range in frames (``(0, 0)``: instance pairs).
+        valid: ``(F,)`` sorted frame numbers with at least ``min_crops`` boxes.
+        position: ``(F,)`` where each valid frame is, in the unit of ``delta``: its frame number,
+            or its timestamp in seconds when ``delta`` is in seconds.
+        delta: inclusive range of position differences of a pair (``(0, 0)``: instance pairs).
+        grid: a frame number ``t`` is a partner candidate only when ``t % grid == 0`` (when a
+            later frame has any such candidate): the stream then keeps the crops of every
+            ``grid``-th frame while it decodes forward, not of all of them.
+        reach: frames back from a frame within which its partners lie (with a margin for a
+            variable frame rate): what the stream keeps.
     """
 
     frames: dict[int, FrameBoxes]
     valid: np.ndarray
-    delta: tuple[int, int]
+    position: np.ndarray
+    delta: tuple[float, float]
+    grid: int = 1
+    reach: int = 0
 
     @classmethod
-    def build(cls, frames: dict[int, FrameBoxes], delta: tuple[int, int], min_crops: int) -> ClipIndex:
-        """Index ``frames``, keeping as sampleable those with ``>= min_crops`` boxes."""
+    def build(
+        cls,
+        frames: dict[int, FrameBoxes],
+        delta: tuple[float, float],
+        min_crops: int,
+        times: np.ndarray | None = None,
+        grid: int = 1,
+        reach: int | None = None,
+    ) -> ClipIndex:
+        """Index ``frames``, keeping as sampleable those with ``>= min_crops`` boxes.
+
+        Args:
+            frames: MOT frame number -> boxes.
+            delta: pair spacing, in frames (``times`` ``None``) or in seconds.
+            min_crops: boxes a sampleable frame needs.
+            times: ``(num_frames,)`` timestamps in seconds of frames ``1..num_frames`` (``None``:
+                positions are frame numbers).
+            grid: see the attribute.
+            reach: see the attribute (``None``: ``delta``'s maximum, for frame positions).
+        """
         valid = np.array(sorted(f for f, fb in frames.items() if len(fb) >= min_crops), dtype=np.int64)
-        return cls(frames, valid, delta)
+        position = valid.astype(np.float64) if times is None else np.asarray(times, np.float64)[valid - 1]
+        reach = int(np.ceil(delta[1])) if reach is None else int(reach)
+        return cls(frames, valid, position, (float(delta[0]), float(delta[1])), max(1, int(grid)), reach)
 
     @property
     def temporal(self) -> bool:
-        """Pairs are two frames ``delta >= 1`` apart (not two views of one frame)."""
+        """Pairs are two frames ``delta > 0`` apart (not two views of one frame)."""
         return self.delta[1] > 0
 
-    def pair_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """For each valid frame ``valid[i]``, the slice ``valid[lo[i]:hi[i]]`` of its partners."""
-        lo = np.searchsorted(self.valid, self.valid + self.delta[0], side="left")
-        hi = np.searchsorted(self.valid, self.valid + self.delta[1], side="right")
+    def partner_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """For each valid frame ``valid[i]``, the slice ``valid[lo[i]:hi[i]]`` of its possible earlier partners."""
+        lo = np.searchsorted(self.position, self.position - self.delta[1] - _EPS, side="left")
+        hi = np.searchsorted(self.position, self.position - self.delta[0] + _EPS, side="right")
         return lo, np.maximum(hi, lo)
 
     def num_pairs(self) -> int:
         """How many distinct frame pairs the clip can give."""
         if not self.temporal:
             return len(self.valid)
-        lo, hi = self.pair_bounds()
+        lo, hi = self.partner_bounds()
         return int((hi - lo).sum())
 
-    def sample_pair(self, rng: np.random.Generator) -> tuple[int, int]:
-        """Draw MOT frame numbers ``(t, t + delta)`` uniformly over the clip's valid pairs."""
-        if not self.temporal:
-            t = int(self.valid[rng.integers(len(self.valid))])
-            return t, t
-        lo, hi = self.pair_bounds()
-        cum = np.cumsum(hi - lo)
-        r = int(rng.integers(cum[-1]))
-        i = int(np.searchsorted(cum, r, side="right"))
-        before = int(cum[i - 1]) if i else 0
-        return int(self.valid[i]), int(self.valid[lo[i] + r - before])
+    def window_pairs(self, start: int, stop: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+        """One pair for every valid frame ``u`` of frames ``[start, stop)`` that has a partner.
 
-    def sample_visit(self, rng: np.random.Generator, count: int) -> list[tuple[int, int]]:
-        """Draw ``count`` frame pairs that lie close together, to be decoded in one pass.
-
-        The first pair is drawn uniformly over the clip's valid pairs (:meth:`sample_pair`);
-        the others uniformly over the valid pairs inside a window of ``2 * delta_max + 1``
-        frames placed uniformly at random around the first pair, so decoding them all costs
-        about one window of frames wherever the clip's keyframes are. Instance pairs (one
-        frame each) are drawn from the whole clip.
+        The partner ``t`` is drawn uniformly among the valid frames ``delta`` before ``u``
+        (which may lie before ``start``: the stream decodes forward and keeps them), preferring
+        those on the :attr:`grid`. Instance pairs are ``(u, u)``.
 
         Args:
+            start: first MOT frame of the window.
+            stop: one past its last frame.
             rng: random source.
-            count: number of pairs.
 
         Returns:
-            ``count`` pairs ``(t, t + delta)`` of MOT frame numbers.
+            ``(t, u)`` pairs of MOT frame numbers, in the order of ``u``.
         """
-        first = self.sample_pair(rng)
+        first, last = np.searchsorted(self.valid, [start, stop], side="left")
         if not self.temporal:
-            return [first] + [self.sample_pair(rng) for _ in range(count - 1)]
-        span = 2 * self.delta[1] + 1
-        start = int(rng.integers(first[1] - span + 1, first[0] + 1))
-        inside = self.valid[(self.valid >= start) & (self.valid < start + span)]
-        window = ClipIndex(self.frames, inside, self.delta)
-        return [first] + [window.sample_pair(rng) for _ in range(count - 1)]
+            return [(int(u), int(u)) for u in self.valid[first:last]]
+        lo, hi = self.partner_bounds()
+        pairs = []
+        for i in range(first, last):
+            if hi[i] == lo[i]:
+                continue
+            candidates = self.valid[lo[i] : hi[i]]
+            on_grid = candidates[candidates % self.grid == 0]
+            if len(on_grid):
+                candidates = on_grid
+            pairs.append((int(candidates[rng.integers(len(candidates))]), int(self.valid[i])))
+        return pairs
 
-    def check_usable(self, source: str, num_frames: int, min_crops: int) -> None:
+    def check_usable(self, source: str, span: float, min_crops: int) -> None:
         """Raise :class:`SkipItem` when the clip cannot give a single pair.
 
         Args:
             source: the clip's location, for the message.
-            num_frames: frames in the video.
+            span: from the clip's first to its last frame, in the unit of ``delta``.
             min_crops: the box count a sampled frame needs (for the message).
         """
-        if self.temporal and num_frames - 1 < self.delta[0]:
-            raise SkipItem("clip_too_short", f"{source}: {num_frames} frames, shorter than delta {self.delta[0]}")
+        if self.temporal and span < self.delta[0] - _EPS:
+            raise SkipItem("clip_too_short", f"{source}: {span:g} long, shorter than delta {self.delta[0]:g}")
         if self.num_pairs() == 0:
-            what = f"no frames {self.delta[0]}-{self.delta[1]} apart both with" if self.temporal else "no frame with"
+            apart = f"no frames {self.delta[0]:g}-{self.delta[1]:g} apart both with"
+            what = apart if self.temporal else "no frame with"
             raise SkipItem("too_few_people", f"{source}: {what} >= {min_crops} boxes")
 
 
@@ -253,22 +281,32 @@ class ClipIndex:
 class PairSampling:
     """How frame pairs are drawn from a clip and grouped into batches.
 
+    A loader worker streams ``clips_per_batch`` clips at once, each decoded forward
+    ``pairs_per_visit`` frames at a time (a *visit*): every frame of the visit that has people
+    becomes the later frame of one pair, its earlier partner drawn from the frames ``delta``
+    before it (kept from the decoding so far), and the visit's pairs are spread over the
+    worker's next ``pairs_per_visit`` batches. See ``docs/data.md``.
+
     Args:
         pairing: ``"temporal"`` (frames ``t`` and ``t + delta``: ISR) or ``"instance"`` (one
             frame, two augmented views of each crop: the MoCo/SimCLR baseline).
         delta_frames: inclusive range of ``delta`` in frames.
-        delta_seconds: inclusive range of ``delta`` in seconds, converted per clip with its
-            frame rate (at least 1 frame); overrides ``delta_frames`` when given.
+        delta_seconds: inclusive range of ``delta`` in seconds, measured on the frames'
+            timestamps (right for variable-frame-rate video too); overrides ``delta_frames``
+            when given.
         min_crops_per_frame: frames with fewer boxes are never sampled.
         max_crops_per_pair: cap on the crops of a frame pair (each frame keeps at most half,
-            a random subset); ``None``: no cap.
+            a random subset drawn once per frame); ``None``: no cap.
         max_crops_per_batch: cap on the crops of a batch (whole pairs past it are dropped
             and counted as ``crop_cap``); ``None``: no cap.
-        clips_per_batch: distinct clips a batch draws its pairs from (``None``: the batch
-            size).
-        pairs_per_visit: frame pairs drawn from a clip each time a loader worker opens it,
-            one per batch for that many consecutive batches of the worker, their frames
-            decoded in one pass (``docs/data.md``); ``1`` gives every batch fresh clips.
+        clips_per_batch: clips a worker streams at once, each giving one pair to every batch
+            (``None``: the batch size).
+        pairs_per_visit: frames a visit decodes forward from each clip, and batches its pairs
+            are spread over.
+        partner_candidates: about how many earlier frames of the ``delta`` range a later frame
+            chooses its partner from (every ``k``-th frame): the crops the stream keeps while
+            decoding forward are those of fewer frames (memory) when it is below the frames
+            in ``delta``'s range.
     """
 
     pairing: str = "temporal"
@@ -279,6 +317,7 @@ class PairSampling:
     max_crops_per_batch: int | None = None
     clips_per_batch: int | None = None
     pairs_per_visit: int = 8
+    partner_candidates: int = 16
 
     def __post_init__(self) -> None:
         if self.pairing not in ("temporal", "instance"):
@@ -292,24 +331,42 @@ class PairSampling:
             raise ValueError(f"delta_seconds must be 0 < min <= max, got {self.delta_seconds}")
         if self.max_crops_per_pair is not None and self.max_crops_per_pair < 2:
             raise ValueError(f"max_crops_per_pair must be >= 2, got {self.max_crops_per_pair}")
-        if self.pairs_per_visit < 1 or (self.clips_per_batch is not None and self.clips_per_batch < 1):
-            raise ValueError("pairs_per_visit and clips_per_batch must be >= 1")
+        if self.pairs_per_visit < 1 or self.partner_candidates < 1:
+            raise ValueError("pairs_per_visit and partner_candidates must be >= 1")
+        if self.clips_per_batch is not None and self.clips_per_batch < 1:
+            raise ValueError("clips_per_batch must be >= 1")
         # plain tuples whatever the caller passed (lists from a config file)
         object.__setattr__(self, "delta_frames", (int(lo), int(hi)))
         if self.delta_seconds is not None:
             object.__setattr__(self, "delta_seconds", tuple(float(v) for v in self.delta_seconds))
 
-    def index_clip(self, frames: dict[int, FrameBoxes], fps: float, num_frames: int, source: str) -> ClipIndex:
+    def index_clip(
+        self,
+        frames: dict[int, FrameBoxes],
+        fps: float,
+        num_frames: int,
+        source: str,
+        times: np.ndarray | None = None,
+    ) -> ClipIndex:
         """Index a clip's boxes for sampling; raise :class:`SkipItem` when it cannot give a pair.
 
         Args:
             frames: MOT frame number -> boxes.
-            fps: the clip's frame rate (converts ``delta_seconds``).
+            fps: the clip's (average) frame rate: the timestamps when ``times`` is ``None``.
             num_frames: frames in the video.
             source: the clip's location, for messages.
+            times: ``(num_frames,)`` timestamps in seconds of the frames (container timestamps;
+                a variable-frame-rate video is paired by them), or ``None``: ``(f - 1) / fps``.
         """
         min_crops = max(1, self.min_crops_per_frame)
         delta = delta_range(self.pairing, fps, self.delta_frames, self.delta_seconds)
-        index = ClipIndex.build(frames, delta, min_crops)
-        index.check_usable(source, num_frames, min_crops)
+        in_seconds = self.delta_seconds is not None and self.pairing == "temporal"
+        if in_seconds and times is None:
+            times = np.arange(num_frames, dtype=np.float64) / fps
+        frames_per_unit = fps if in_seconds else 1.0
+        grid = int((delta[1] - delta[0]) * frames_per_unit // self.partner_candidates)
+        reach = int(np.ceil(delta[1] * frames_per_unit * (1.5 if in_seconds else 1.0))) + 1
+        index = ClipIndex.build(frames, delta, min_crops, times if in_seconds else None, grid, reach)
+        span = float(times[-1] - times[0]) if in_seconds and len(times) else float(num_frames - 1)
+        index.check_usable(source, span, min_crops)
         return index

@@ -25,6 +25,7 @@ class FramePairSample:
         track_ids: ``((Ka,), (Kb,))`` long ground-truth ids, ``-1`` when unknown.
         clip_index: index of the clip in the corpus.
         frame_ids: the two MOT frame numbers (1-based).
+        video_index: index of the clip's video in the corpus (clips cut from one video share it).
     """
 
     crops: tuple[Tensor, Tensor]
@@ -32,6 +33,7 @@ class FramePairSample:
     track_ids: tuple[Tensor, Tensor]
     clip_index: int
     frame_ids: tuple[int, int]
+    video_index: int
     skipped: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -59,7 +61,7 @@ def collate_frame_pairs(
     Returns:
         A :class:`FramePairBatch` with ``crops (N, 3, H, W)``, ``pair_index (N,)``,
         ``frame_side (N,)``, ``track_ids (N,)``, ``boxes (N, 4)``, ``clip_index (P,)``,
-        ``frame_ids (P, 2)`` and ``skipped``.
+        ``video_index (P,)``, ``frame_ids (P, 2)`` and ``skipped``.
     """
     counts: Counter[str] = Counter(skipped or {})
     kept: list[FramePairSample] = []
@@ -89,6 +91,7 @@ def collate_frame_pairs(
         track_ids=torch.cat(tids),
         boxes=torch.cat(boxes).reshape(-1, 4),
         clip_index=torch.tensor([s.clip_index for s in kept], dtype=torch.long),
+        video_index=torch.tensor([s.video_index for s in kept], dtype=torch.long),
         frame_ids=torch.tensor([list(s.frame_ids) for s in kept], dtype=torch.long).reshape(-1, 2),
         skipped={k: int(v) for k, v in counts.items() if v},
     )

@@ -38,6 +38,10 @@ CropRequest = tuple[int, np.ndarray]
 class CropSource(Protocol):
     """Where the crops of a corpus's clips come from."""
 
+    def frame_counts(self) -> tuple[list[int], dict[int, SkipItem]]:
+        """Frames of every clip (0 for one that cannot be opened), and why those cannot."""
+        ...
+
     def clip_index(self, index: int) -> ClipIndex:
         """The sampleable frames of clip ``index``.
 
@@ -115,6 +119,23 @@ class VideoCrops:
         state["_open"], state["_index"] = OrderedDict(), OrderedDict()
         return state
 
+    def frame_counts(self) -> tuple[list[int], dict[int, SkipItem]]:
+        """Open every clip once (a few threads) to read its frame count; see :class:`CropSource`."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def count(index: int) -> int | SkipItem:
+            try:
+                return open_reader(self.clips[index], 1, self.video_backend).num_frames
+            except UnreadableVideoError as err:
+                return SkipItem("unreadable_video", str(err))
+
+        if len(self.clips) > 100:
+            log.info("reading the frame counts of %d clips", len(self.clips))
+        with ThreadPoolExecutor(max_workers=min(8, len(self.clips))) as pool:
+            results = list(pool.map(count, range(len(self.clips))))
+        skips = {i: r for i, r in enumerate(results) if isinstance(r, SkipItem)}
+        return [0 if isinstance(r, SkipItem) else r for r in results], skips
+
     def _open_clip(self, index: int) -> _OpenClip:
         if index in self._open:
             self._open.move_to_end(index)
@@ -136,7 +157,7 @@ class VideoCrops:
             return self._index[index]
         clip = self.clips[index]
         frames = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.boxes, self.warn)
-        parsed = self.sampling.index_clip(frames, reader.fps, reader.num_frames, clip.source)
+        parsed = self.sampling.index_clip(frames, reader.fps, reader.num_frames, clip.source, reader.timestamps())
         self._index[index] = parsed
         while len(self._index) > self.index_cache:
             self._index.popitem(last=False)

@@ -93,8 +93,8 @@ class _ExtractClip:
             reader = open_reader(clip, 1, self.args["video_backend"])
         except UnreadableVideoError as err:
             raise SkipItem("unreadable_video", str(err)) from err
-        boxes = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.selection)
         record.update(fps=reader.fps, width=reader.width, height=reader.height, num_frames=reader.num_frames)
+        boxes = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.selection)
         keep = kept_frames(sorted(f for f, fb in boxes.items() if len(fb)), reader.fps, self.args["fps"])
         chunk = self.args["chunk"]
         for start in range(0, len(keep), chunk):

@@ -276,6 +276,21 @@ class ShardCrops:
             self._clips.popitem(last=False)
         return clip
 
+    def frame_counts(self) -> tuple[list[int], dict[int, SkipItem]]:
+        """Frames of every clip, from the index.
+
+        As from video, a clip whose video could not be opened at extraction has none; one skipped
+        for its boxes keeps its frames and is skipped when it is indexed.
+        """
+        counts, skips = [], {}
+        for i, entry in enumerate(self.shard_index.clips):
+            if entry["skip"] is not None and entry["skip"][0] == "unreadable_video":
+                skips[i] = SkipItem(*entry["skip"])
+                counts.append(0)
+            else:
+                counts.append(int(entry.get("num_frames") or 0))
+        return counts, skips
+
     def clip_index(self, index: int) -> ClipIndex:
         """The sampleable frames of clip ``index`` (from the stored boxes, filtered)."""
         return self._clip(index).index

@@ -1,4 +1,4 @@
-"""The streaming frame-pair dataset: sharded, reseeded per epoch, resumable, one decode per visit.
+"""The streaming frame-pair dataset: sharded, reseeded per epoch, resumable, each clip decoded forward.
 
 Every batch is a pure function of ``(seed, epoch, rank, batch number)`` and of the files, so
 
@@ -7,16 +7,21 @@ Every batch is a pure function of ``(seed, epoch, rank, batch number)`` and of t
 * resuming after ``k`` consumed batches just starts at batch ``k``: nothing before it is
   decoded again, nothing after it changes.
 
-Batch ``b`` of a rank belongs to dataloader worker ``b % num_workers``, which reads its shard of
-the clips (:class:`~isr_lightning.data.sharding.Shard`). A worker's batches come in *visits*:
-``pairs_per_visit`` consecutive batches of the worker share ``clips_per_batch`` clips from a
-window of the shard's permuted order (cyclically). A visit opens each of its clips once, draws
-``pairs_per_visit`` frame pairs from it, decodes all their frames in one sorted pass (decoding
-forward, not seeking for each frame) and keeps only the resized uint8 crops; batch ``j`` of the
-visit takes pair ``j`` of every clip and augments it. Each batch therefore holds at most one
-pair per clip (when the shard has at least ``clips_per_batch`` clips; a smaller one repeats
-them): two pairs of one clip in a batch would share people, who would then be each other's
-negatives. A bad clip is replaced by the next one of the shard.
+Batch ``b`` of a rank belongs to dataloader worker ``b % num_workers``. A worker owns
+``clips_per_batch`` *streams*: contiguous runs of the corpus's windows of ``pairs_per_visit``
+frames (:class:`~isr_lightning.data.sharding.WindowStreams`), so each stream goes through its
+clips forward, window after window, and no window is given to two workers in a round. The
+worker's batches come in *visits* of ``pairs_per_visit`` batches: a visit decodes the next
+window of each of its streams in one forward pass (the decoder continues where the previous
+visit stopped), cuts and resizes the boxes of every frame on uint8, and makes every frame of
+the window that has people the later frame of one pair, its partner drawn from the frames
+``delta`` before it (whose crops the stream kept from earlier visits:
+:class:`~isr_lightning.data.clip_index.ClipIndex` puts them on a grid of about
+``partner_candidates`` frames). The visit's pairs are spread over its batches at random, one
+pair per stream and batch: pairs of one clip stay out of each other's batches, where their
+people would be each other's negatives. A window whose clip cannot be read or gives no pair is
+counted and the stream moves on to its next window; a stream that runs dry lends its place in
+the batches to the others.
 
 Where a clip's crops come from is the stream's :class:`~isr_lightning.data.crop_source.CropSource`:
 decoded from the videos (:class:`~isr_lightning.data.crop_source.VideoCrops`, the default) or
@@ -31,7 +36,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -41,9 +46,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 from isr_lightning.batch import FramePairBatch
 from isr_lightning.data.clip_index import BoxSelection, PairSampling, SkipItem
 from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
-from isr_lightning.data.crop_source import CropRequest, CropSource, VideoCrops
+from isr_lightning.data.crop_source import CropSource, VideoCrops
 from isr_lightning.data.mot import FrameBoxes
-from isr_lightning.data.sharding import Shard, distributed_position
+from isr_lightning.data.sharding import Shard, Window, WindowStreams, clip_windows, distributed_position
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import CropTransform
 
@@ -58,6 +63,7 @@ _INHERITED_READERS: list[object] = []
 class _ResizedPair:
     """One frame pair of a visit, cut and resized, not yet augmented."""
 
+    clip: int
     crops: tuple[Tensor, Tensor]  # ((Ka, 3, H, W), (Kb, 3, H, W)) uint8
     boxes: tuple[FrameBoxes, FrameBoxes]
     frame_ids: tuple[int, int]
@@ -65,10 +71,21 @@ class _ResizedPair:
 
 @dataclass
 class _Visit:
-    """The clips of ``pairs_per_visit`` consecutive batches of a worker, with their pairs."""
+    """The pairs of ``pairs_per_visit`` consecutive batches of a worker."""
 
-    clips: list[tuple[int, list[_ResizedPair]]]  # (clip index, pairs) in batch order
+    batches: list[list[_ResizedPair]]  # batch of the visit -> its pairs, one per lane
     skipped: Counter[str]
+
+
+@dataclass
+class _StreamVisit:
+    """One stream's part of a visit: its window, the pairs it gives and their frames' crops."""
+
+    stream: int
+    clip: int
+    window: Window
+    pairs: list[tuple[int, int]]
+    crops: dict[int, Tensor] = field(default_factory=dict)  # frame -> (K, 3, H, W) uint8
 
 
 class _WarnOnce:
@@ -132,6 +149,9 @@ class VideoPairStream(IterableDataset):
         if video_backend not in ("decord", "pyav"):
             raise ValueError(f"video_backend must be 'decord' or 'pyav', got {video_backend!r}")
         self.clips = list(clips)
+        videos: dict[str, int] = {}
+        # clips cut from one video (time windows) share its index: their people may be the same
+        self.video_index = [videos.setdefault(clip.source, len(videos)) for clip in self.clips]
         self.transform = transform
         self.batch_size = batch_size
         self.batches_per_epoch = batches_per_epoch
@@ -164,6 +184,10 @@ class VideoPairStream(IterableDataset):
         self.rank, self.world_size = 0, 1
         self.epoch = 0
         self.start_batch = 0
+        # every clip's frame count, read once here (in the main process, before workers start)
+        counts, self.setup_skips = self.crops.frame_counts()
+        self.windows: list[list[Window]] = clip_windows(counts, self.sampling.pairs_per_visit)
+        self._streams: WindowStreams | None = None
         self._reset_caches()
 
     @classmethod
@@ -184,7 +208,10 @@ class VideoPairStream(IterableDataset):
         # open readers hold decoder handles and file offsets: never share them across processes
         self._pid: int | None = os.getpid()
         self._visit: tuple[tuple, _Visit] | None = None
-        self._bad: dict[int, str] = {}
+        self._bad: dict[int, str] = {}  # clip -> why it gives no pair
+        self._bad_windows: set[tuple[int, int]] = set()  # (clip, start) of windows that do not decode
+        self._counted: set[int] = set()  # clips whose skip was counted and logged
+        self._kept: dict[int, tuple[tuple[int, int], dict[int, Tensor]]] = {}  # stream -> ((epoch, clip), crops)
         self._warn.keys.clear()
 
     def __len__(self) -> int:
@@ -193,97 +220,132 @@ class VideoPairStream(IterableDataset):
     def __getstate__(self) -> dict:
         # the crop source drops its open files itself: workers (fork or spawn) reopen their own
         state = self.__dict__.copy()
-        state["_visit"] = None
-        state["_bad"], state["_pid"] = {}, None
+        state["_visit"], state["_kept"] = None, {}
+        state["_bad"], state["_bad_windows"], state["_counted"], state["_pid"] = {}, set(), set(), None
         return state
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch (reseeds clip order and draws)."""
         self.epoch = int(epoch)
 
-    def shard(self, epoch: int, rank: int, world_size: int, worker: int, num_workers: int) -> list[int]:
-        """Clip indices of shard ``(rank, worker)`` at ``epoch``, in their epoch order."""
-        return Shard(rank, world_size, worker, num_workers).items(len(self.clips), self.seed, epoch)
+    def streams(self, num_streams: int) -> WindowStreams:
+        """The corpus's windows cut into ``num_streams`` streams."""
+        if self._streams is None or self._streams.num_streams != num_streams:
+            self._streams = WindowStreams(self.windows, num_streams, self.seed)
+        return self._streams
+
+    def worker_windows(self, epoch: int, shard: Shard, visit: int) -> list[Window | None]:
+        """The window each stream of ``shard`` decodes at ``visit`` (before bad windows are passed over)."""
+        cpb = self.clips_per_batch
+        streams = self.streams(shard.count * cpb)
+        return [streams.window(epoch, shard.stream(k, cpb), visit) for k in range(cpb)]
 
     # ------------------------------------------------------------------ sampling
-    def _subset(self, fb: FrameBoxes, rng: np.random.Generator) -> np.ndarray:
-        """Rows of ``fb`` a pair keeps: all, or a random sorted subset of ``max_crops_per_pair // 2``."""
+    def _rows(self, epoch: int, clip: int, frame: int, fb: FrameBoxes) -> np.ndarray:
+        """Rows of a frame's boxes that become crops: all, or ``max_crops_per_pair // 2`` drawn once per frame."""
         cap = None if self.sampling.max_crops_per_pair is None else self.sampling.max_crops_per_pair // 2
         if cap is None or len(fb) <= cap:
             return np.arange(len(fb))
+        rng = np.random.default_rng([self.seed, epoch, clip, frame, 0xC20])
         return np.sort(rng.choice(len(fb), size=cap, replace=False))
 
-    def _visit_clip(self, index: int, rng: np.random.Generator) -> list[_ResizedPair]:
-        """Draw ``pairs_per_visit`` pairs of clip ``index``, read their crops in one call."""
-        clip = self.crops.clip_index(index)
-        pairs = clip.sample_visit(rng, self.sampling.pairs_per_visit)
-        rows = []
-        for t, u in pairs:
-            ra = self._subset(clip.frames[t], rng)
-            rows.append((ra, ra if t == u else self._subset(clip.frames[u], rng)))  # instance: one crop set
-        requests: list[CropRequest] = []
-        for (t, u), (ra, rb) in zip(pairs, rows, strict=True):
-            requests.append((t, ra))
-            if t != u:
-                requests.append((u, rb))
-        crops = iter(self.crops.read(index, requests))
-        out = []
-        for (t, u), (ra, rb) in zip(pairs, rows, strict=True):
-            crops_a = next(crops)
-            crops_b = crops_a if t == u else next(crops)
-            boxes = (clip.frames[t].select(ra), clip.frames[u].select(rb))
-            out.append(_ResizedPair((crops_a, crops_b), boxes, (t, u)))
-        return out
+    def _stream_part(
+        self, epoch: int, stream: int, visit: int, rng: np.random.Generator, skipped: Counter[str]
+    ) -> _StreamVisit | None:
+        """The pairs and crops of ``stream`` at ``visit``: its window's, or the next window's that gives any.
+
+        A clip whose files cannot be indexed is passed over from then on; a window that cannot
+        be decoded (a truncated file) only itself. Each is counted and logged once per clip.
+        """
+        streams = self._streams
+        assert streams is not None
+        for step in range(streams.visits_per_round):
+            window = streams.window(epoch, stream, visit + step)
+            if window is None:
+                return None
+            if window.clip in self._bad or (window.clip, window.start) in self._bad_windows:
+                continue
+            try:
+                pairs = self.crops.clip_index(window.clip).window_pairs(window.start, window.stop, rng)
+                if not pairs:
+                    continue
+                part = _StreamVisit(stream, window.clip, window, pairs)
+                part.crops = self._read_crops(epoch, part)
+                return part
+            except SkipItem as err:
+                if err.reason == "unreadable_video" and window.clip not in self._bad:
+                    self._bad_windows.add((window.clip, window.start))  # the rest of the clip may decode
+                else:
+                    self._bad[window.clip] = err.reason
+                if window.clip not in self._counted:
+                    self._counted.add(window.clip)
+                    skipped[err.reason] += 1
+                    source = self.clips[window.clip].source
+                    self._warn(source, f"[{err.reason}] clip {source}: {err}")
+        return None
+
+    def _read_crops(self, epoch: int, part: _StreamVisit) -> dict[int, Tensor]:
+        """Crops of every frame of the part's pairs: kept from the stream's last visits, or decoded now."""
+        key = (epoch, part.clip)
+        kept = self._kept.get(part.stream)
+        have = kept[1] if kept is not None and kept[0] == key else {}
+        index = self.crops.clip_index(part.clip)
+        missing = sorted({f for pair in part.pairs for f in pair if f not in have})
+        requests = [(f, self._rows(epoch, part.clip, f, index.frames[f])) for f in missing]
+        crops = dict(have)
+        if requests:
+            crops.update(zip(missing, self.crops.read(part.clip, requests), strict=True))
+        # keep what the next window's frames may pair with: the grid frames within reach of its start
+        recent = {f: c for f, c in crops.items() if f >= part.window.stop - index.reach and f % index.grid == 0}
+        self._kept[part.stream] = (key, recent)
+        return crops
 
     def _plan_visit(self, epoch: int, shard: Shard, visit: int) -> _Visit:
-        """The clips of visit ``visit`` of ``shard`` and their pairs (bad clips replaced)."""
-        clips = self.shard(epoch, shard.rank, shard.world_size, shard.worker, shard.num_workers)
+        """The pairs of visit ``visit`` of ``shard``'s streams, spread over the visit's batches."""
+        cpb, per_visit = self.clips_per_batch, self.sampling.pairs_per_visit
+        self.streams(shard.count * cpb)
         rng = np.random.default_rng([self.seed, epoch, shard.rank, shard.worker, visit, 0x715])
-        cpb = self.clips_per_batch
-        slots = [visit * cpb + k for k in range(cpb)]
-        reserve = (visit + 1) * cpb
-        limit = len(clips) + cpb
         skipped: Counter[str] = Counter()
-        planned: list[tuple[int, list[_ResizedPair]]] = []
-        tries = 0
-        i = 0
-        while len(planned) < self.batch_size and slots:
-            slot = i % len(slots)
-            index = clips[slots[slot] % len(clips)]
-            pairs = None
-            if index not in self._bad:
-                try:
-                    pairs = self._visit_clip(index, rng)
-                except SkipItem as err:
-                    self._bad[index] = err.reason
-                    skipped[err.reason] += 1
-                    self._warn(self.clips[index].source, f"[{err.reason}] clip {self.clips[index].source}: {err}")
-            if pairs is None:
-                tries += 1
-                if tries <= limit:
-                    slots[slot] = reserve
-                    reserve += 1
-                else:
-                    slots.pop(slot)
-                continue
-            planned.append((index, pairs))
-            i += 1
-        if not planned:
-            reasons = Counter(self._bad[i] for i in clips if i in self._bad)
+        if shard.index == 0 and visit == 0:  # clips that cannot be opened at all: counted once per epoch
+            skipped.update(err.reason for err in self.setup_skips.values())
+            for index, err in self.setup_skips.items():
+                source = self.clips[index].source
+                self._warn(source, f"[{err.reason}] clip {source}: {err}")
+        parts = [self._stream_part(epoch, shard.stream(k, cpb), visit, rng, skipped) for k in range(cpb)]
+        live = [part for part in parts if part is not None]
+        if not live:
+            reasons = Counter(self._bad.values())
             raise RuntimeError(
-                f"no usable clip in shard (rank {shard.rank}, worker {shard.worker}) of {len(clips)} clips; "
-                f"reasons: {dict(reasons)}; first: {self.clips[clips[0]].source}"
+                f"no usable clip in shard (rank {shard.rank}, worker {shard.worker}) of {len(self.clips)} clips; "
+                f"reasons: {dict(reasons)}; first: {self.clips[0].source}"
             )
-        return _Visit(planned, skipped)
+        # lane l of every batch takes its pair from stream l % cpb; a dry stream's lanes go to the live ones
+        lanes = [parts[lane % cpb] or live[lane % len(live)] for lane in range(self.batch_size)]
+        queues: dict[int, list[tuple[int, int]]] = {}
+        for part in live:
+            need = per_visit * sum(lane is part for lane in lanes)
+            order = rng.permutation(len(part.pairs)).tolist()
+            order += rng.integers(len(part.pairs), size=max(0, need - len(order))).tolist()  # a short window repeats
+            queues[part.stream] = [part.pairs[i] for i in order[:need]]
+        batches: list[list[_ResizedPair]] = [[] for _ in range(per_visit)]
+        for turn in range(per_visit):
+            for part in lanes:
+                t, u = queues[part.stream].pop()
+                index = self.crops.clip_index(part.clip)
+                rows = [self._rows(epoch, part.clip, f, index.frames[f]) for f in (t, u)]
+                boxes = (index.frames[t].select(rows[0]), index.frames[u].select(rows[1]))
+                batches[turn].append(_ResizedPair(part.clip, (part.crops[t], part.crops[u]), boxes, (t, u)))
+        return _Visit(batches, skipped)
 
-    def _sample(self, index: int, pair: _ResizedPair, crops: tuple[Tensor, Tensor]) -> FramePairSample:
+    def _sample(self, pair: _ResizedPair, crops: tuple[Tensor, Tensor]) -> FramePairSample:
         fa, fb = pair.boxes
         return FramePairSample(
             crops=crops,
             boxes=(torch.from_numpy(fa.boxes.copy()), torch.from_numpy(fb.boxes.copy())),
             track_ids=(torch.from_numpy(fa.ids.copy()), torch.from_numpy(fb.ids.copy())),
-            clip_index=index,
+            clip_index=pair.clip,
             frame_ids=pair.frame_ids,
+            video_index=self.video_index[pair.clip],
         )
 
     def _augment(self, pairs: list[_ResizedPair], gen: torch.Generator) -> list[tuple[Tensor, Tensor]]:
@@ -317,12 +379,9 @@ class VideoPairStream(IterableDataset):
             self._visit = (key, self._plan_visit(epoch, shard, visit))
         planned = self._visit[1]
         gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, rank, b]).integers(2**62)))
-        pairs = [pairs[turn] for _, pairs in planned.clips]
+        pairs = planned.batches[turn]
         crops = self._augment(pairs, gen)
-        samples = [
-            self._sample(index, pair, views)
-            for (index, _), pair, views in zip(planned.clips, pairs, crops, strict=True)
-        ]
+        samples = [self._sample(pair, views) for pair, views in zip(pairs, crops, strict=True)]
         skipped = planned.skipped if turn == 0 else None
         return collate_frame_pairs(samples, self.sampling.max_crops_per_batch, skipped)
 

@@ -41,6 +41,10 @@ class FrameReader(Protocol):
     width: int
     height: int
 
+    def timestamps(self) -> np.ndarray:
+        """``(num_frames,)`` float64 presentation times in seconds, from the first frame's."""
+        ...
+
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         """Decode frames.
 
@@ -90,6 +94,14 @@ class DecordVideoReader:
         shape = self._vr[0].shape
         self._vr.seek(0)
         return int(shape[0]), int(shape[1])
+
+    def timestamps(self) -> np.ndarray:
+        """Container timestamps of the frames (decord's index); see :class:`FrameReader`."""
+        try:
+            start = np.asarray(self._vr.get_frame_timestamp(np.arange(self.num_frames)), np.float64)[:, 0]
+        except Exception:  # an index decord cannot time: the average rate
+            return np.arange(self.num_frames, dtype=np.float64) / self.fps
+        return start - start[0]
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         """Decode ``indices`` (0-based) with one seek + batch decode; see :class:`FrameReader`."""
@@ -143,12 +155,10 @@ class PyAVVideoReader:
                     keys.append(packet.pts)
             self._pts = np.array(sorted(pts), dtype=np.int64)
             self._keys = np.array(sorted(keys), dtype=np.int64)
-            self.num_frames = len(self._pts)
-            if self.num_frames == 0:
+            if len(self._pts) == 0:
                 raise UnreadableVideoError(f"{source}: no frames")
-            declared = int(self._stream.frames or 0)
-            if declared and self.num_frames < declared:
-                raise UnreadableVideoError(f"{source}: truncated ({self.num_frames} of {declared} frames in the file)")
+            # a truncated file declares more frames than it holds: those fail when read
+            self.num_frames = max(len(self._pts), int(self._stream.frames or 0))
             ctx = self._stream.codec_context
             self.width, self.height = int(ctx.width), int(ctx.height)
             rate = self._stream.average_rate or self._stream.guessed_rate
@@ -157,6 +167,13 @@ class PyAVVideoReader:
             raise
         except Exception as err:
             raise UnreadableVideoError(f"cannot open video {source}: {err}") from err
+
+    def timestamps(self) -> np.ndarray:
+        """Container timestamps (pts x time base) of the frames; see :class:`FrameReader`."""
+        base = float(self._stream.time_base or 0) or 1.0 / self.fps
+        times = (self._pts - self._pts[0]).astype(np.float64) * base
+        missing = self.num_frames - len(times)  # truncated: the declared rest at the average rate
+        return np.concatenate([times, times[-1] + np.arange(1, missing + 1) / self.fps])
 
     def _key_before(self, pts: int) -> int:
         i = int(np.searchsorted(self._keys, pts, side="right")) - 1
@@ -168,6 +185,11 @@ class PyAVVideoReader:
         if any(i < 0 or i >= self.num_frames for i in idx):
             raise IndexError(f"{self.source}: frame index out of range [0, {self.num_frames})")
         uniq = sorted(set(idx))
+        if uniq[-1] >= len(self._pts):
+            raise UnreadableVideoError(
+                f"{self.source}: truncated: frame {uniq[-1]} asked, the file holds {len(self._pts)} of its "
+                f"{self.num_frames} frames"
+            )
         found: dict[int, np.ndarray] = {}
         frames_iter = None
         last_pts: int | None = None
@@ -223,6 +245,10 @@ class ImageFolderReader:
                 self.width, self.height = im.size
         except Exception as err:
             raise UnreadableVideoError(f"cannot read {self._path(0)}: {err}") from err
+
+    def timestamps(self) -> np.ndarray:
+        """Frames at the sequence's frame rate; see :class:`FrameReader`."""
+        return np.arange(self.num_frames, dtype=np.float64) / self.fps
 
     def _path(self, index: int) -> Path:
         return self.folder / f"{index + 1:06d}{self.ext}"
