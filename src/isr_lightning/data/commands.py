@@ -53,6 +53,7 @@ def detect(
         if out.exists() and not overwrite:
             print(f"skip {video} ({out.name} exists; --overwrite true to replace)")
             continue
+        detector.reset()
         try:
             reader = DecordVideoReader(str(video))
             detections: dict[int, np.ndarray] = {}
