@@ -30,13 +30,13 @@ from isr_lightning.data import CropTransform, PairSampling, VideoPairLoader, Vid
 from isr_lightning.data.transforms import crop_boxes
 
 
-def write_clip(path: Path, width: int, height: int, frames: int, people: int, seed: int) -> None:
+def write_clip(path: Path, width: int, height: int, frames: int, people: int, seed: int, gop: int = 50) -> None:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"g": "50", "preset": "veryfast", "crf": "23"}
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast", "crf": "23"}
         noise = rng.integers(0, 40, size=(height, width, 1), dtype=np.uint8)
         for t in range(frames):
             img = ((xx[..., None] + yy[..., None] * 2 + 3 * t + np.array([0, 60, 120])) % 200).astype(np.uint8)

@@ -60,9 +60,9 @@ def test_index_clip_measures_delta_in_seconds_on_the_timestamps():
     index = PairSampling(delta_seconds=(0.5, 3.0), partner_candidates=16).index_clip(frames, 25.0, 100, "clip.mp4")
     assert index.delta == (0.5, 3.0)
     np.testing.assert_allclose(index.position, (np.arange(1, 101) - 1) / 25.0)
-    assert index.grid == int(2.5 * 25 // 16) == 3 and index.reach >= 75
+    assert index.grid == 4 and index.reach == 76  # ceil(62.5 frames / 16); 3 s back at 25 fps, and the frame
     in_frames = PairSampling(delta_frames=(1, 30)).index_clip(frames, 25.0, 100, "clip.mp4")
-    assert in_frames.delta == (1.0, 30.0) and in_frames.reach == 31
+    assert in_frames.delta == (1.0, 30.0) and in_frames.reach == 31 and in_frames.grid == 2
     np.testing.assert_array_equal(in_frames.position, np.arange(1, 101))
     with pytest.raises(SkipItem, match="shorter than delta"):
         PairSampling(delta_seconds=(5.0, 6.0)).index_clip(frames, 25.0, 100, "clip.mp4")

@@ -284,3 +284,31 @@ def test_the_datamodule_recognises_a_shard_folder(shards, corpus):
     got, want = next(iter(stored.train_dataloader())), next(iter(video.train_dataloader()))
     assert _summary(got) == _summary(want)
     torch.testing.assert_close(got.crops, want.crops, rtol=0, atol=0)
+
+
+def test_extract_detects_clips_without_boxes_in_the_same_decode(tmp_path):
+    # the reference: `isr-lightning detect` writes sidecars, then extraction reads them
+    from isr_lightning.data.commands import detect
+    from isr_lightning.data.detectors import BackgroundSubtractionDetector
+    from tests.data.test_detectors import _scene
+    from tests.data.videohelpers import write_video
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    colours = ((230, 230, 230), (20, 20, 200))
+    for i in range(2):
+        frames, _ = _scene([(10 + 20 * i, 20, 16, 60, colours, 4), (210, 30, 18, 60, colours, -4)], num_frames=40)
+        write_video(raw / f"cam{i}.mp4", frames)
+    detected = tmp_path / "detected"
+    shutil.copytree(raw, detected)
+    detect(detected, detector=BackgroundSubtractionDetector(), chunk=32)
+    extract_corpus(str(detected), tmp_path / "two_passes", size=SIZE, chunk=32)
+
+    detector = BackgroundSubtractionDetector()
+    summary = extract_corpus(str(raw), tmp_path / "one_pass", size=SIZE, chunk=32, detector=detector)
+    assert summary["decoded"] == 2 * 40  # every frame of each video decoded once, for boxes and crops
+    assert summary["skipped"] == {} and summary["frames"] > 60
+    one, two = ShardIndex.read(tmp_path / "one_pass"), ShardIndex.read(tmp_path / "two_passes")
+    for name in ("frame_number", "box_start", "boxes", "scores"):
+        np.testing.assert_allclose(one.arrays[name], two.arrays[name], rtol=0, atol=0.01, err_msg=name)
+    assert one.meta["detector"] == "BackgroundSubtractionDetector"

@@ -29,7 +29,9 @@ __all__ = [
     "PairSampling",
     "SkipItem",
     "delta_range",
+    "label_boxes",
     "read_clip_boxes",
+    "read_ground_truth",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,21 +122,61 @@ def read_clip_boxes(
         raise SkipItem("missing_detections", f"detections not found: {path}") from err
     except (MalformedDetectionsError, ValueError, UnicodeError) as err:
         raise SkipItem("malformed_detections", f"malformed detections {path}: {err}") from err
-    gt = None
-    if not use_gt and clip.gt is not None:
-        try:
-            gt = read_mot_file(
-                clip.gt, is_gt=True, gt_classes=selection.gt_classes, min_visibility=selection.min_visibility
-            )
-        except (OSError, ValueError) as err:  # ids are diagnostics only: warn, keep training
-            (warn or _log_warning)(clip.gt, f"ignoring ground truth {clip.gt}: {err}")
+    ground_truth = None if selection.source == "gt" else read_ground_truth(clip, selection, warn)
+    return label_boxes(raw, width, height, num_frames, selection, ground_truth)
+
+
+def read_ground_truth(
+    clip: Clip, selection: BoxSelection, warn: Callable[[str, str], None] | None = None
+) -> dict[int, FrameBoxes] | None:
+    """The clip's ground-truth boxes (ids for diagnostics), or ``None`` without a readable file.
+
+    Args:
+        clip: the clip.
+        selection: its ground-truth classes and visibility.
+        warn: ``warn(key, message)`` for an unreadable file (training goes on); default: log.
+    """
+    if clip.gt is None:
+        return None
+    try:
+        return read_mot_file(
+            clip.gt, is_gt=True, gt_classes=selection.gt_classes, min_visibility=selection.min_visibility
+        )
+    except (OSError, ValueError) as err:  # ids are diagnostics only: warn, keep training
+        (warn or _log_warning)(clip.gt, f"ignoring ground truth {clip.gt}: {err}")
+        return None
+
+
+def label_boxes(
+    raw: dict[int, FrameBoxes],
+    width: int,
+    height: int,
+    num_frames: int,
+    selection: BoxSelection,
+    ground_truth: dict[int, FrameBoxes] | None = None,
+) -> dict[int, FrameBoxes]:
+    """Clip raw boxes to the frame, drop small ones and give detections their ground-truth ids.
+
+    Args:
+        raw: MOT frame number -> boxes, as read from a file or found by a detector.
+        width: frame width in pixels.
+        height: frame height in pixels.
+        num_frames: frames in the video; boxes of frames outside ``1..num_frames`` are dropped.
+        selection: which boxes.
+        ground_truth: the clip's ground truth (:func:`read_ground_truth`) for the ids of
+            detections; ``None``: ids ``-1`` (or the boxes' own, for ``source="gt"``).
+
+    Returns:
+        MOT frame number -> boxes with ids (ground-truth ids, ``-1`` when unknown).
+    """
     frames = {}
     for f, boxes in raw.items():
         if not 1 <= f <= num_frames:
             continue
         boxes = filter_boxes(boxes, width, height, selection.min_box_size)
-        if not use_gt:
-            boxes = assign_gt_ids(boxes, gt.get(f) if gt is not None else None, selection.gt_iou)
+        if selection.source != "gt":
+            gt = ground_truth.get(f) if ground_truth is not None else None
+            boxes = assign_gt_ids(boxes, gt, selection.gt_iou)
         frames[f] = boxes
     return frames
 
@@ -176,8 +218,7 @@ class ClipIndex:
         grid: a frame number ``t`` is a partner candidate only when ``t % grid == 0`` (when a
             later frame has any such candidate): the stream then keeps the crops of every
             ``grid``-th frame while it decodes forward, not of all of them.
-        reach: frames back from a frame within which its partners lie (with a margin for a
-            variable frame rate): what the stream keeps.
+        reach: frames back from a frame within which its partners lie: what the stream keeps.
     """
 
     frames: dict[int, FrameBoxes]
@@ -364,8 +405,12 @@ class PairSampling:
         if in_seconds and times is None:
             times = np.arange(num_frames, dtype=np.float64) / fps
         frames_per_unit = fps if in_seconds else 1.0
-        grid = int((delta[1] - delta[0]) * frames_per_unit // self.partner_candidates)
-        reach = int(np.ceil(delta[1] * frames_per_unit * (1.5 if in_seconds else 1.0))) + 1
+        grid = int(np.ceil((delta[1] - delta[0]) * frames_per_unit / self.partner_candidates))
+        if in_seconds:  # the most frames any frame's partners lie back (exact for a variable frame rate)
+            back = np.arange(len(times)) - np.searchsorted(times, times - delta[1] - _EPS, side="left")
+            reach = int(back.max(initial=0)) + 1
+        else:
+            reach = int(np.ceil(delta[1])) + 1
         index = ClipIndex.build(frames, delta, min_crops, times if in_seconds else None, grid, reach)
         span = float(times[-1] - times[0]) if in_seconds and len(times) else float(num_frames - 1)
         index.check_usable(source, span, min_crops)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -50,8 +49,10 @@ class CropSource(Protocol):
         """
         ...
 
-    def read(self, index: int, requests: Sequence[CropRequest]) -> list[Tensor]:
+    def read(self, index: int, requests: Sequence[CropRequest], cursor: int = 0) -> list[Tensor]:
         """Crops of clip ``index``: one ``(K, 3, H, W)`` uint8 tensor per request, in order.
+
+        ``cursor`` names who reads (a stream): a source that decodes keeps one position per cursor.
 
         Raises:
             SkipItem: the clip's frames cannot be read.
@@ -63,14 +64,8 @@ class CropSource(Protocol):
         ...
 
 
-@dataclass
-class _OpenClip:
-    reader: FrameReader
-    index: ClipIndex
-
-
 class VideoCrops:
-    """Crops decoded from the videos: one sorted decode call per visit of a clip.
+    """Crops decoded from the videos: one sorted, forward decode call per read, one reader per stream and clip.
 
     Args:
         clips: the corpus.
@@ -79,7 +74,7 @@ class VideoCrops:
         sampling: which frames can be sampled (and how far apart a pair's are).
         warn: ``warn(key, message)`` logs a message once per key.
         decode_threads: decoder threads per reader.
-        reader_cache: open readers kept.
+        reader_cache: open readers kept (one per stream and clip).
         index_cache: clips whose parsed boxes are kept (files are parsed once per clip even
             when its reader is reopened).
         video_backend: ``"decord"`` or ``"pyav"``.
@@ -110,7 +105,7 @@ class VideoCrops:
 
     def reset(self) -> None:
         """Drop open readers and parsed boxes."""
-        self._open: OrderedDict[int, _OpenClip] = OrderedDict()
+        self._open: OrderedDict[tuple[int, int], FrameReader] = OrderedDict()  # (cursor, clip) -> reader
         self._index: OrderedDict[int, ClipIndex] = OrderedDict()
 
     def __getstate__(self) -> dict:
@@ -136,26 +131,27 @@ class VideoCrops:
         skips = {i: r for i, r in enumerate(results) if isinstance(r, SkipItem)}
         return [0 if isinstance(r, SkipItem) else r for r in results], skips
 
-    def _open_clip(self, index: int) -> _OpenClip:
-        if index in self._open:
-            self._open.move_to_end(index)
-            return self._open[index]
-        clip = self.clips[index]
+    def _reader(self, index: int, cursor: int) -> FrameReader:
+        """The open reader of clip ``index`` for ``cursor`` (a stream reading the clip forward)."""
+        key = (cursor, index)
+        if key in self._open:
+            self._open.move_to_end(key)
+            return self._open[key]
         try:
-            reader = open_reader(clip, self.decode_threads, self.video_backend)
+            reader = open_reader(self.clips[index], self.decode_threads, self.video_backend)
         except UnreadableVideoError as err:
             raise SkipItem("unreadable_video", str(err)) from err
-        opened = _OpenClip(reader, self._clip_index(index, reader))
-        self._open[index] = opened
+        self._open[key] = reader
         while len(self._open) > self.reader_cache:
             self._open.popitem(last=False)
-        return opened
+        return reader
 
-    def _clip_index(self, index: int, reader: FrameReader) -> ClipIndex:
+    def clip_index(self, index: int) -> ClipIndex:
+        """The sampleable frames of clip ``index`` (its files parsed once, then kept)."""
         if index in self._index:
             self._index.move_to_end(index)
             return self._index[index]
-        clip = self.clips[index]
+        clip, reader = self.clips[index], self._reader(index, cursor=0)
         frames = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.boxes, self.warn)
         parsed = self.sampling.index_clip(frames, reader.fps, reader.num_frames, clip.source, reader.timestamps())
         self._index[index] = parsed
@@ -163,20 +159,21 @@ class VideoCrops:
             self._index.popitem(last=False)
         return parsed
 
-    def clip_index(self, index: int) -> ClipIndex:
-        """Open clip ``index`` (kept open for :meth:`read`) and index its boxes."""
-        return self._open_clip(index).index
+    def read(self, index: int, requests: Sequence[CropRequest], cursor: int = 0) -> list[Tensor]:
+        """Decode the requested frames in one sorted call, cut the boxes, resize them.
 
-    def read(self, index: int, requests: Sequence[CropRequest]) -> list[Tensor]:
-        """Decode the requested frames in one sorted call, cut the boxes, resize them."""
-        c = self._open_clip(index)
+        Each ``cursor`` has its own reader of the clip, so two streams reading one clip at two
+        places each decode forward from where they stopped instead of seeking back and forth.
+        """
+        index_of = self.clip_index(index)
+        reader = self._reader(index, cursor)
         needed = sorted({f for f, _ in requests})
         try:
-            decoded = c.reader.get_frames([f - 1 for f in needed])
+            decoded = reader.get_frames([f - 1 for f in needed])
         except (UnreadableVideoError, IndexError) as err:
-            self._open.pop(index, None)
+            self._open.pop((cursor, index), None)
             raise SkipItem("unreadable_video", str(err)) from err
         frame = dict(zip(needed, decoded, strict=True))
         return [
-            resize_crops(crop_boxes(frame[f], c.index.frames[f].boxes[rows]), self.image_size) for f, rows in requests
+            resize_crops(crop_boxes(frame[f], index_of.frames[f].boxes[rows]), self.image_size) for f, rows in requests
         ]

@@ -31,11 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from isr_lightning.data.clip_index import BoxSelection, SkipItem, read_clip_boxes
+from isr_lightning.data.clip_index import BoxSelection, SkipItem, label_boxes, read_clip_boxes, read_ground_truth
+from isr_lightning.data.detectors import Detector
+from isr_lightning.data.mot import FrameBoxes
 from isr_lightning.data.shards import BOXES_FILE, CHUNKS_DIR, FORMAT_VERSION, SHARD_INDEX, ShardIndex, encode_crops
 from isr_lightning.data.sources import Clip, discover_clips
 from isr_lightning.data.transforms import crop_boxes, resize_crops
-from isr_lightning.data.video import UnreadableVideoError, open_reader
+from isr_lightning.data.video import FrameReader, UnreadableVideoError, open_reader
 
 __all__ = ["extract", "extract_corpus", "kept_frames"]
 
@@ -74,7 +76,7 @@ class _ExtractClip:
 
     def __call__(self, index: int):
         clip = self.clips[index]
-        record: dict[str, Any] = {"clip": index, "items": 0, "frames": [], "skip": None}
+        record: dict[str, Any] = {"clip": index, "items": 0, "frames": [], "skip": None, "decoded": 0}
         try:
             yield from self._items(index, clip, record)
         except SkipItem as err:
@@ -94,31 +96,75 @@ class _ExtractClip:
         except UnreadableVideoError as err:
             raise SkipItem("unreadable_video", str(err)) from err
         record.update(fps=reader.fps, width=reader.width, height=reader.height, num_frames=reader.num_frames)
-        boxes = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.selection)
+        detector = self.args["detector"]
+        try:
+            boxes = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.selection)
+        except SkipItem as err:
+            if err.reason != "missing_detections" or detector is None:
+                raise
+            yield from self._detected_items(index, clip, reader, record)  # no boxes yet: find them in this decode
+            return
         keep = kept_frames(sorted(f for f, fb in boxes.items() if len(fb)), reader.fps, self.args["fps"])
         chunk = self.args["chunk"]
         for start in range(0, len(keep), chunk):
             part = keep[start : start + chunk]
-            try:
-                decoded = reader.get_frames([f - 1 for f in part])
-            except (UnreadableVideoError, IndexError) as err:
-                raise SkipItem("unreadable_video", str(err)) from err
-            for f, frame in zip(part, decoded, strict=True):
-                fb = boxes[f]
-                record["items"] += 1
-                record["frames"].append([f, fb.boxes.tolist(), fb.scores.tolist(), fb.ids.tolist()])
-                yield {
-                    "clip": index,
-                    "frame": f,
-                    "timestamp": (f - 1) / reader.fps,
-                    "fps": float(reader.fps),
-                    "width": int(reader.width),
-                    "height": int(reader.height),
-                    "crops": self._stored(resize_crops(crop_boxes(frame, fb.boxes), self.size)),
-                    "boxes": fb.boxes.astype(np.float32),
-                    "scores": fb.scores.astype(np.float32),
-                    "ids": fb.ids.astype(np.int64),
-                }
+            yield from self._frame_items(index, reader, record, part, self._decode(reader, part, record), boxes)
+
+    def _detected_items(self, index: int, clip: Clip, reader: FrameReader, record: dict[str, Any]):
+        """Decode every frame once, detect people in it, and store the crops of the kept frames."""
+        detector = self.args["detector"]
+        detector.reset()
+        ground_truth = read_ground_truth(clip, self.selection)
+        chunk, found = self.args["chunk"], 0
+        for start in range(1, reader.num_frames + 1, chunk):
+            part = list(range(start, min(start + chunk, reader.num_frames + 1)))
+            decoded = self._decode(reader, part, record)
+            raw = {
+                f: FrameBoxes(d[:, :4], np.full(len(d), -1, np.int64), d[:, 4])
+                for f, d in zip(part, detector(decoded), strict=True)
+                if len(d)
+            }
+            boxes = label_boxes(raw, reader.width, reader.height, reader.num_frames, self.selection, ground_truth)
+            found += sum(len(fb) for fb in boxes.values())
+            keep = set(kept_frames(sorted(f for f, fb in boxes.items() if len(fb)), reader.fps, self.args["fps"]))
+            frames = [f for f in part if f in keep]
+            yield from self._frame_items(index, reader, record, frames, decoded[[f - start for f in frames]], boxes)
+        record["detected"] = found
+
+    @staticmethod
+    def _decode(reader: FrameReader, frames: list[int], record: dict[str, Any]) -> np.ndarray:
+        try:
+            decoded = reader.get_frames([f - 1 for f in frames])
+        except (UnreadableVideoError, IndexError) as err:
+            raise SkipItem("unreadable_video", str(err)) from err
+        record["decoded"] += len(frames)
+        return decoded
+
+    def _frame_items(
+        self,
+        index: int,
+        reader: FrameReader,
+        record: dict[str, Any],
+        frames: list[int],
+        decoded: np.ndarray,
+        boxes: dict[int, FrameBoxes],
+    ):
+        for f, frame in zip(frames, decoded, strict=True):
+            fb = boxes[f]
+            record["items"] += 1
+            record["frames"].append([f, fb.boxes.tolist(), fb.scores.tolist(), fb.ids.tolist()])
+            yield {
+                "clip": index,
+                "frame": f,
+                "timestamp": (f - 1) / reader.fps,
+                "fps": float(reader.fps),
+                "width": int(reader.width),
+                "height": int(reader.height),
+                "crops": self._stored(resize_crops(crop_boxes(frame, fb.boxes), self.size)),
+                "boxes": fb.boxes.astype(np.float32),
+                "scores": fb.scores.astype(np.float32),
+                "ids": fb.ids.astype(np.int64),
+            }
 
 
 def _combine(out: Path, clips: list[Clip], work: Path, meta: dict[str, Any]) -> tuple[dict, Counter]:
@@ -141,6 +187,7 @@ def _combine(out: Path, clips: list[Clip], work: Path, meta: dict[str, Any]) -> 
     if written != total:
         raise RuntimeError(f"LitData wrote {written} items, the workers logged {total}: rerun isr-lightning extract")
     skipped: Counter[str] = Counter()
+    meta["decoded_frames"] = sum(records[i].get("decoded", 0) for i in range(len(clips)))
     entries, frame_item, frame_number, box_start = [], [], [], [0]
     boxes, scores, ids = [], [], []
     for i, clip in enumerate(clips):
@@ -244,6 +291,7 @@ def extract_corpus(
     chunk: int = 32,
     chunk_bytes: str = "64MB",
     jpeg_quality: int | None = None,
+    detector: Detector | None = None,
 ) -> dict[str, Any]:
     """Extract the crops of a corpus into a shard folder.
 
@@ -262,11 +310,15 @@ def extract_corpus(
         jpeg_quality: store each frame's crops as one JPEG of this quality (1-100; about 10x
             smaller, lossy: batches then differ slightly from video's); ``None`` (default)
             stores raw uint8, exactly the crops training from video cuts.
+        detector: find the people of a clip that has no box file in the same decode that cuts
+            its crops (``--detector BackgroundSubtractionDetector``, or ``TorchvisionDetector``
+            as for ``isr-lightning detect``): every frame is decoded once, detected, and the
+            kept frames' crops stored. ``None``: such a clip is skipped (``missing_detections``).
 
     Returns:
         A summary: ``status`` (``"complete"`` when ``out`` was already complete, else
-        ``"extracted"``), ``clips``, ``frames``, ``crops``, ``skipped`` (reason -> clips),
-        ``seconds``, ``bytes``.
+        ``"extracted"``), ``clips``, ``frames`` (stored), ``crops``, ``decoded`` (frames
+        decoded), ``skipped`` (reason -> clips), ``seconds``, ``bytes``.
 
     Raises:
         DataRootError: the corpus root holds no clip.
@@ -296,6 +348,7 @@ def extract_corpus(
         },
         "use_gt": use_gt,
         "jpeg_quality": jpeg_quality,
+        "detector": None if detector is None else type(detector).__name__,
         "workers": workers,
         "corpus": str(root),
     }
@@ -304,7 +357,13 @@ def extract_corpus(
         str(work),
         size,
         selection,
-        {"fps": fps, "chunk": chunk, "video_backend": video_backend, "jpeg_quality": jpeg_quality},
+        {
+            "fps": fps,
+            "chunk": chunk,
+            "video_backend": video_backend,
+            "jpeg_quality": jpeg_quality,
+            "detector": detector,
+        },
     )
     t0 = time.perf_counter()
     with _optimizer_cache(work / "cache"):
@@ -327,6 +386,7 @@ def extract_corpus(
         "clips": len(clips),
         "frames": sum(c["frames"][1] - c["frames"][0] for c in index["clips"]),
         "crops": crops,
+        "decoded": index["meta"]["decoded_frames"],
         "skipped": dict(skipped),
         "seconds": time.perf_counter() - t0,
         "bytes": nbytes,

@@ -301,8 +301,8 @@ class ShardCrops:
         except (OSError, ValueError) as err:  # Pillow: not a JPEG, truncated, or the wrong size
             raise CorruptShardError(f"corrupt chunk file {self._chunks.file_of(item)}: item {item}: {err}") from err
 
-    def read(self, index: int, requests: Sequence[CropRequest]) -> list[Tensor]:
-        """Read the requested frames' items and take the crops of the requested boxes."""
+    def read(self, index: int, requests: Sequence[CropRequest], cursor: int = 0) -> list[Tensor]:
+        """Read the requested frames' items and take the crops of the requested boxes (random access: no cursor)."""
         clip = self._clip(index)
         if self._chunks is None:
             self._chunks = _Chunks(os.path.join(self.root, CHUNKS_DIR))

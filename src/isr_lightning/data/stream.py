@@ -290,11 +290,17 @@ class VideoPairStream(IterableDataset):
         kept = self._kept.get(part.stream)
         have = kept[1] if kept is not None and kept[0] == key else {}
         index = self.crops.clip_index(part.clip)
-        missing = sorted({f for pair in part.pairs for f in pair if f not in have})
+        wanted = {f for pair in part.pairs for f in pair}
+        if any(f < part.window.start and f not in have for f in wanted):
+            # a stream that starts inside a clip: decode the partners' whole reach once (the decoder
+            # passes through it anyway), so its next windows find their partners kept, not behind it
+            back = index.valid[(index.valid >= part.window.start - index.reach) & (index.valid < part.window.start)]
+            wanted.update(int(f) for f in back if f % index.grid == 0)
+        missing = sorted(f for f in wanted if f not in have)
         requests = [(f, self._rows(epoch, part.clip, f, index.frames[f])) for f in missing]
         crops = dict(have)
         if requests:
-            crops.update(zip(missing, self.crops.read(part.clip, requests), strict=True))
+            crops.update(zip(missing, self.crops.read(part.clip, requests, cursor=part.stream), strict=True))
         # keep what the next window's frames may pair with: the grid frames within reach of its start
         recent = {f: c for f, c in crops.items() if f >= part.window.stop - index.reach and f % index.grid == 0}
         self._kept[part.stream] = (key, recent)

@@ -9,7 +9,7 @@ Frame indices are 0-based here; MOT frame ``f`` is index ``f - 1``.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -123,7 +123,9 @@ class PyAVVideoReader:
     At open, the packets are demuxed (not decoded) to list the frame timestamps and
     keyframes; frame ``i`` is the ``i``-th timestamp in presentation order. Reading frames
     ``t < u`` decodes from the keyframe before ``t`` and, when no keyframe lies between them,
-    on to ``u`` without a second seek; only the requested frames are converted to RGB.
+    on to ``u`` without a second seek; the next call continues from where this one stopped when
+    its first frame is ahead in the same run of frames. Only the requested frames are converted
+    to RGB.
 
     Args:
         source: local path or fsspec URL (remote files are read into memory once).
@@ -163,6 +165,8 @@ class PyAVVideoReader:
             self.width, self.height = int(ctx.width), int(ctx.height)
             rate = self._stream.average_rate or self._stream.guessed_rate
             self.fps = float(rate) if rate else 25.0
+            self._frames: Iterator[av.VideoFrame] | None = None  # the decoder's output, kept between calls
+            self._last: int | None = None  # pts of the last frame it gave
         except UnreadableVideoError:
             raise
         except Exception as err:
@@ -191,28 +195,33 @@ class PyAVVideoReader:
                 f"{self.num_frames} frames"
             )
         found: dict[int, np.ndarray] = {}
-        frames_iter = None
-        last_pts: int | None = None
         try:
             for i in uniq:
                 target = int(self._pts[i])
                 key = self._key_before(target)
-                if frames_iter is None or last_pts is None or key > last_pts:
+                # continue decoding when the target is ahead and no keyframe lies between (a stream
+                # reading a clip window after window); otherwise seek to the keyframe before it
+                if self._frames is None or self._last is None or target <= self._last or key > self._last:
                     self._container.seek(key, stream=self._stream, backward=True, any_frame=False)
-                    frames_iter = self._container.decode(self._stream)
-                for frame in frames_iter:
-                    if frame.pts is None or frame.pts < target:
+                    self._frames, self._last = self._container.decode(self._stream), None
+                for frame in self._frames:
+                    if frame.pts is None:
+                        continue
+                    self._last = int(frame.pts)
+                    if frame.pts < target:
                         continue
                     if frame.pts > target:
                         raise UnreadableVideoError(f"{self.source}: frame {i} (pts {target}) not decodable")
                     found[i] = frame.to_ndarray(format="rgb24")
-                    last_pts = target
                     break
                 if i not in found:
+                    self._frames = None
                     raise UnreadableVideoError(f"{self.source}: stream ended before frame {i}")
         except UnreadableVideoError:
+            self._frames = None
             raise
         except Exception as err:
+            self._frames = None
             raise UnreadableVideoError(f"cannot decode frames {uniq} of {self.source}: {err}") from err
         return np.stack([found[i] for i in idx])
 
