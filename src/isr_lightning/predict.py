@@ -230,7 +230,7 @@ class VideoCropDataset(Dataset):
         box_source: ``"detections"`` or ``"gt"``.
         score_threshold: minimum detection score (``None``: keep all).
         min_box_size: minimum box width and height in pixels.
-        video_backend: ``"decord"`` or ``"pyav"``.
+        video_backend: ``"decord"``, ``"pyav"`` or ``"torchcodec"``.
 
     Raises:
         ValueError: no box in the whole corpus.

@@ -106,3 +106,40 @@ def test_unusable_configuration_fails_at_setup(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty"):
         VideoPairDataModule(root=tmp_path / "empty").setup("fit")
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_a_video_truncated_half_way_gives_its_decodable_part(tmp_path, backend):
+    from tests.data.videohelpers import person_boxes, synthetic_frames, write_mot, write_video
+
+    video = write_video(tmp_path / "cut.mp4", synthetic_frames(64, 48, 64, seed=2), faststart=True)
+    write_mot(video.with_suffix(".txt"), person_boxes(64, 64, 48, people=3))
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])
+    sampling = PairSampling(delta_frames=(1, 4), pairs_per_visit=8)
+    try:
+        stream = VideoPairStream(
+            discover_clips(tmp_path), SMALL, 2, 32, sampling=sampling, boxes=TWO_PIXELS, video_backend=backend
+        )
+        batches = [stream.make_batch(0, 0, 1, 1, b) for b in range(32)]
+    except RuntimeError as err:  # a decoder that cannot open the cut file at all: one counted, named error
+        assert "unreadable_video" in str(err) and backend == "decord"
+        return
+    later = {u for batch in batches for _, u in batch.frame_ids.tolist()}
+    assert later and max(later) < 48  # pairs from the first half only
+    skipped = sum(batch.skipped.get("unreadable_video", 0) for batch in batches)
+    assert skipped == 1  # the rest counted once
+
+
+def test_a_variable_frame_rate_video_pairs_by_its_timestamps(tmp_path):
+    from tests.data.videohelpers import person_boxes, synthetic_frames, write_mot, write_video
+
+    pts = [10 * i for i in range(30)] + [290 + 50 * i for i in range(1, 31)]  # 10 fps, then 2 fps (1/100 s)
+    video = write_video(tmp_path / "vfr.mp4", synthetic_frames(60, 48, 64, seed=4), pts=pts)
+    write_mot(video.with_suffix(".txt"), person_boxes(60, 64, 48, people=3))
+    sampling = PairSampling(delta_seconds=(0.45, 0.55), pairs_per_visit=8)
+    stream = VideoPairStream(discover_clips(tmp_path), SMALL, 1, 64, sampling=sampling, boxes=TWO_PIXELS)
+    pairs = [tuple(p) for b in range(64) for p in stream.make_batch(0, 0, 1, 1, b).frame_ids.tolist()]
+    gaps = {round((pts[u - 1] - pts[t - 1]) / 100, 2) for t, u in pairs}
+    assert gaps == {0.5}  # 5 frames apart at 10 fps, 1 frame apart at 2 fps: never 5 frames at 2 fps
+    assert {u - t for t, u in pairs} == {1, 5}

@@ -24,16 +24,33 @@ def synthetic_frames(num_frames: int, height: int, width: int, seed: int = 0) ->
     return frames
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "libx264", faststart: bool = False) -> Path:
-    """Encode ``(T, H, W, 3)`` uint8 frames (H.264, yuv420p, with B-frames)."""
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: int = 25,
+    codec: str = "libx264",
+    faststart: bool = False,
+    pts: list[int] | None = None,
+) -> Path:
+    """Encode ``(T, H, W, 3)`` uint8 frames (H.264, yuv420p, with B-frames).
+
+    ``pts``: each frame's presentation time in 1/100 s (a variable frame rate); default ``fps``.
+    """
+    from fractions import Fraction
+
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), mode="w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"g": "12", "bf": "2"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        if pts is not None:
+            stream.time_base = stream.codec_context.time_base = Fraction(1, 100)
+        for k, frame in enumerate(frames):
+            image = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if pts is not None:
+                image.pts, image.time_base = pts[k], Fraction(1, 100)
+            for packet in stream.encode(image):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -77,7 +77,7 @@ class VideoCrops:
         reader_cache: open readers kept (one per stream and clip).
         index_cache: clips whose parsed boxes are kept (files are parsed once per clip even
             when its reader is reopened).
-        video_backend: ``"decord"`` or ``"pyav"``.
+        video_backend: ``"decord"``, ``"pyav"`` or ``"torchcodec"``.
     """
 
     def __init__(

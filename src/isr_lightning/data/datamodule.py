@@ -67,7 +67,7 @@ class VideoPairDataModule(LightningDataModule):
         use_gt: read ground-truth files when present (track ids for diagnostics).
         num_workers: dataloader workers per rank.
         decode_threads: decoder threads per worker.
-        video_backend: ``"decord"`` or ``"pyav"`` (see ``docs/benchmarks.md``).
+        video_backend: ``"decord"``, ``"pyav"`` or ``"torchcodec"`` (see ``docs/benchmarks.md``).
         seed: sampling seed (clip order and draws are a function of seed, epoch, rank, batch);
             ``None`` (default): the seed of ``seed_everything`` (LightningCLI's
             ``--seed_everything``), read when the data is set up, else 0. A second seed of a run

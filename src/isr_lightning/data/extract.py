@@ -304,7 +304,7 @@ def extract_corpus(
         boxes: which boxes (default :class:`BoxSelection`); ``min_box_size`` and
             ``score_threshold`` are forced to ``1`` and ``None``: training applies its own.
         use_gt: read ground-truth files (ids) when present.
-        video_backend: ``"decord"`` or ``"pyav"``.
+        video_backend: ``"decord"``, ``"pyav"`` or ``"torchcodec"``.
         chunk: frames decoded per call.
         chunk_bytes: LitData chunk size.
         jpeg_quality: store each frame's crops as one JPEG of this quality (1-100; about 10x

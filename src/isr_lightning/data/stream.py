@@ -51,6 +51,7 @@ from isr_lightning.data.mot import FrameBoxes
 from isr_lightning.data.sharding import Shard, Window, WindowStreams, clip_windows, distributed_position
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import CropTransform
+from isr_lightning.data.video import check_backend
 
 __all__ = ["VideoPairStream"]
 
@@ -120,7 +121,8 @@ class VideoPairStream(IterableDataset):
         index_cache: clips whose parsed boxes are kept per worker. A reader is reopened
             whenever its clip comes round again (clips are visited cyclically), but the
             detection and ground-truth files are parsed only once.
-        video_backend: ``"decord"`` (default) or ``"pyav"`` (seek + decode forward with PyAV).
+        video_backend: ``"decord"`` (default), ``"pyav"`` or ``"torchcodec"`` (optional; see
+            :class:`~isr_lightning.data.video.TorchCodecVideoReader`).
         shards: a crop-shard folder written by ``isr-lightning extract``: crops are read from
             it instead of decoded (``clips`` must then be its clips; see :meth:`from_shards`).
             Boxes are filtered with ``score_threshold`` and ``min_box_size`` here; the other
@@ -146,8 +148,7 @@ class VideoPairStream(IterableDataset):
             raise ValueError("VideoPairStream needs at least one clip")
         if batch_size < 1 or batches_per_epoch < 1:
             raise ValueError("batch_size and batches_per_epoch must be >= 1")
-        if video_backend not in ("decord", "pyav"):
-            raise ValueError(f"video_backend must be 'decord' or 'pyav', got {video_backend!r}")
+        check_backend(video_backend)
         self.clips = list(clips)
         videos: dict[str, int] = {}
         # clips cut from one video (time windows) share its index: their people may be the same
@@ -320,7 +321,7 @@ class VideoPairStream(IterableDataset):
         parts = [self._stream_part(epoch, shard.stream(k, cpb), visit, rng, skipped) for k in range(cpb)]
         live = [part for part in parts if part is not None]
         if not live:
-            reasons = Counter(self._bad.values())
+            reasons = Counter([*self._bad.values(), *(err.reason for err in self.setup_skips.values())])
             raise RuntimeError(
                 f"no usable clip in shard (rank {shard.rank}, worker {shard.worker}) of {len(self.clips)} clips; "
                 f"reasons: {dict(reasons)}; first: {self.clips[0].source}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import fsspec
 import numpy as np
@@ -20,11 +20,14 @@ from PIL import Image
 from isr_lightning.data.sources import Clip
 
 __all__ = [
+    "VIDEO_BACKENDS",
     "DecordVideoReader",
     "FrameReader",
     "ImageFolderReader",
     "PyAVVideoReader",
+    "TorchCodecVideoReader",
     "UnreadableVideoError",
+    "check_backend",
     "open_reader",
 ]
 
@@ -226,6 +229,72 @@ class PyAVVideoReader:
         return np.stack([found[i] for i in idx])
 
 
+class TorchCodecVideoReader:
+    """Video reader backed by torchcodec (PyTorch's decoder; NVDEC with ``device="cuda"``).
+
+    An optional backend: ``pip install torchcodec`` and FFmpeg's shared libraries (on Debian,
+    ``apt-get install libavcodec59 libavformat59 libavutil57 libswscale6 libavdevice59
+    libavfilter8 libswresample4``). Frames are read with ``get_frames_at`` on sorted indices
+    (exact seeks, decoding forward). Timestamps follow the average frame rate (torchcodec does
+    not list each frame's time without decoding it).
+
+    Args:
+        source: local path or fsspec URL (remote files are read into memory once).
+        num_threads: FFmpeg decoder threads (0 = FFmpeg's default).
+        device: ``"cpu"`` or ``"cuda"`` (NVDEC).
+
+    Raises:
+        UnreadableVideoError: torchcodec or FFmpeg is missing, or the file cannot be opened.
+    """
+
+    def __init__(self, source: str, num_threads: int = 1, device: str = "cpu") -> None:
+        self.source = source
+        try:
+            from torchcodec.decoders import VideoDecoder
+        except (ImportError, OSError, RuntimeError) as err:  # the package, or FFmpeg's libraries
+            raise UnreadableVideoError(
+                f"video_backend='torchcodec' needs torchcodec and FFmpeg's shared libraries: {err}"
+            ) from err
+        try:
+            if "://" in source and not source.startswith("file://"):
+                with fsspec.open(source, "rb") as f:
+                    data: Any = f.read()
+            else:
+                data = source.removeprefix("file://")
+            self._decoder = VideoDecoder(data, num_ffmpeg_threads=num_threads, dimension_order="NHWC", device=device)
+            meta = self._decoder.metadata
+            self.num_frames = int(meta.num_frames or 0)
+            if self.num_frames <= 0:
+                raise UnreadableVideoError(f"{source}: no frames")
+            self.width, self.height = int(meta.width), int(meta.height)
+            self.fps = float(meta.average_fps or 0.0) or 25.0
+        except UnreadableVideoError:
+            raise
+        except Exception as err:  # torchcodec raises RuntimeError/ValueError on bad files
+            raise UnreadableVideoError(f"cannot open video {source}: {err}") from err
+
+    def timestamps(self) -> np.ndarray:
+        """Frames at the average frame rate; see :class:`FrameReader`."""
+        return np.arange(self.num_frames, dtype=np.float64) / self.fps
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """Decode ``indices`` (0-based) in one sorted call; see :class:`FrameReader`."""
+        idx = [int(i) for i in indices]
+        if any(i < 0 or i >= self.num_frames for i in idx):
+            raise IndexError(f"{self.source}: frame index out of range [0, {self.num_frames})")
+        uniq = sorted(set(idx))
+        try:
+            frames = self._decoder.get_frames_at(uniq).data.cpu().numpy()
+        except Exception as err:
+            raise UnreadableVideoError(f"cannot decode frames {uniq} of {self.source}: {err}") from err
+        pos = {v: k for k, v in enumerate(uniq)}
+        return frames[[pos[i] for i in idx]]
+
+
+VIDEO_BACKENDS = {"decord": DecordVideoReader, "pyav": PyAVVideoReader, "torchcodec": TorchCodecVideoReader}
+"""``video_backend`` name -> reader class."""
+
+
 class ImageFolderReader:
     """Numbered image files ``{index + 1:06d}{ext}`` (the MOTChallenge layout).
 
@@ -276,23 +345,27 @@ class ImageFolderReader:
         return np.stack(out)
 
 
+def check_backend(backend: str) -> None:
+    """Raise ``ValueError`` for a ``video_backend`` that is not one of :data:`VIDEO_BACKENDS`."""
+    if backend not in VIDEO_BACKENDS:
+        raise ValueError(f"video_backend must be one of {sorted(VIDEO_BACKENDS)}, got {backend!r}")
+
+
 def open_reader(clip: Clip, num_threads: int = 1, backend: str = "decord") -> FrameReader:
     """Open the frame reader for ``clip``.
 
     Args:
         clip: the clip.
         num_threads: decoder threads for videos.
-        backend: ``"decord"`` or ``"pyav"`` for videos (image folders need neither).
+        backend: ``"decord"``, ``"pyav"`` or ``"torchcodec"`` for videos (image folders need none).
 
     Returns:
         A :class:`FrameReader`.
     """
     if clip.kind == "images":
         return ImageFolderReader(clip.source, clip.image_ext, clip.num_frames, clip.fps)
-    if backend not in ("decord", "pyav"):
-        raise ValueError(f"video backend must be 'decord' or 'pyav', got {backend!r}")
-    cls = DecordVideoReader if backend == "decord" else PyAVVideoReader
-    reader = cls(clip.source, num_threads=num_threads)
+    check_backend(backend)
+    reader = VIDEO_BACKENDS[backend](clip.source, num_threads=num_threads)
     if clip.fps:
         reader.fps = clip.fps
     return reader
