@@ -12,6 +12,7 @@ from isr_lightning.data.detectors import BackgroundSubtractionDetector, Detector
 from isr_lightning.data.mot import write_mot_file
 from isr_lightning.data.sources import VIDEO_EXTENSIONS
 from isr_lightning.data.video import DecordVideoReader, UnreadableVideoError
+from isr_lightning.progress import Progress
 
 __all__ = ["detect"]
 
@@ -48,25 +49,30 @@ def detect(
         raise FileNotFoundError(f"no videos under {root}")
     detector = detector or BackgroundSubtractionDetector()
     failed = 0
-    for video in videos:
-        out = video.with_suffix(".txt")
-        if out.exists() and not overwrite:
-            print(f"skip {video} ({out.name} exists; --overwrite true to replace)")
-            continue
-        detector.reset()
-        try:
-            reader = DecordVideoReader(str(video))
-            detections: dict[int, np.ndarray] = {}
-            indices = list(range(0, reader.num_frames, max(1, stride)))
-            for start in range(0, len(indices), chunk):
-                frames = indices[start : start + chunk]
-                for i, boxes in zip(frames, detector(reader.get_frames(frames)), strict=True):
-                    if len(boxes):
-                        detections[i + 1] = boxes
-        except UnreadableVideoError as err:
-            print(f"failed {video}: {err}", file=sys.stderr)
-            failed += 1
-            continue
-        write_mot_file(str(out), detections)
-        print(f"wrote {out} ({sum(len(b) for b in detections.values())} boxes, {len(detections)} frames)")
+    with Progress("detect", total=len(videos), unit="videos", rate_unit="frames") as progress:
+        for video in videos:
+            out = video.with_suffix(".txt")
+            if out.exists() and not overwrite:
+                print(f"skip {video} ({out.name} exists; --overwrite true to replace)")
+                progress.advance(skipped=1)
+                continue
+            detector.reset()
+            try:
+                reader = DecordVideoReader(str(video))
+                detections: dict[int, np.ndarray] = {}
+                indices = list(range(0, reader.num_frames, max(1, stride)))
+                for start in range(0, len(indices), chunk):
+                    frames = indices[start : start + chunk]
+                    for i, boxes in zip(frames, detector(reader.get_frames(frames)), strict=True):
+                        if len(boxes):
+                            detections[i + 1] = boxes
+                    progress.advance(done=0, work=len(frames))
+            except UnreadableVideoError as err:
+                print(f"failed {video}: {err}", file=sys.stderr)
+                failed += 1
+                progress.advance(skipped=1)
+                continue
+            write_mot_file(str(out), detections)
+            progress.advance()
+            print(f"wrote {out} ({sum(len(b) for b in detections.values())} boxes, {len(detections)} frames)")
     return 1 if failed else 0

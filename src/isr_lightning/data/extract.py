@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from isr_lightning.data.shards import BOXES_FILE, CHUNKS_DIR, FORMAT_VERSION, SH
 from isr_lightning.data.sources import Clip, discover_clips
 from isr_lightning.data.transforms import crop_boxes, resize_crops
 from isr_lightning.data.video import FrameReader, UnreadableVideoError, open_reader
+from isr_lightning.progress import Progress
 
 __all__ = ["extract", "extract_corpus", "kept_frames"]
 
@@ -279,6 +281,37 @@ def _optimizer_cache(cache: Path) -> Iterator[None]:
                 os.environ[name] = value
 
 
+@contextlib.contextmanager
+def _watch_progress(work: Path, num_clips: int) -> Iterator[None]:
+    """Show the extraction's progress from the clips the workers log as they finish them."""
+    seen: dict[Path, int] = {}
+    stop = threading.Event()
+
+    def report(progress: Progress) -> None:
+        for log_file in sorted(work.glob("rank-*.jsonl")):
+            text = log_file.read_text()
+            lines = text.splitlines()
+            complete = lines if text.endswith("\n") else lines[:-1]  # the last line may be half written
+            for line in complete[seen.get(log_file, 0) :]:
+                record = json.loads(line)
+                progress.advance(work=record.get("decoded", 0), skipped=int(record["skip"] is not None))
+            seen[log_file] = len(complete)
+
+    def watch(progress: Progress) -> None:
+        while not stop.wait(1.0):
+            report(progress)
+
+    with Progress("extract", total=num_clips, unit="clips", rate_unit="frames decoded") as progress:
+        thread = threading.Thread(target=watch, args=(progress,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            report(progress)
+
+
 def extract_corpus(
     root: str,
     out: str | os.PathLike[str],
@@ -366,7 +399,7 @@ def extract_corpus(
         },
     )
     t0 = time.perf_counter()
-    with _optimizer_cache(work / "cache"):
+    with _optimizer_cache(work / "cache"), _watch_progress(work, len(clips)):
         optimize(
             fn=fn,
             inputs=list(range(len(clips))),

@@ -127,14 +127,16 @@ def evaluate(
     from isr_lightning.checkpoints import load_model
     from isr_lightning.evaluation.datasets import ReIDImageDataset, eval_transform, load_reid_dataset
     from isr_lightning.evaluation.features import extract_features
+    from isr_lightning.progress import Progress
 
     torch_device = _device(device)
     split = load_reid_dataset(dataset, root)
     model = load_model(ckpt, map_location=torch_device).to(torch_device)
     transform = eval_transform(model.data_config)
     arrays: dict[str, Any] = {}
-    for side in ("query", "gallery"):
-        images = ReIDImageDataset(getattr(split, side), transform)
-        f, p, c = extract_features(model, images, batch_size, num_workers, torch_device, flip)
-        arrays[f"{side}_feats"], arrays[f"{side}_pids"], arrays[f"{side}_camids"] = f, p, c
+    with Progress("evaluate", total=len(split.query) + len(split.gallery), unit="images") as progress:
+        for side in ("query", "gallery"):
+            images = ReIDImageDataset(getattr(split, side), transform)
+            f, p, c = extract_features(model, images, batch_size, num_workers, torch_device, flip, progress)
+            arrays[f"{side}_feats"], arrays[f"{side}_pids"], arrays[f"{side}_camids"] = f, p, c
     _evaluate_arrays(arrays, output, {"dataset": split.name, "flip": flip}, torch_device, **protocol)

@@ -7,7 +7,7 @@ What the ``evaluate`` command, the demo and the benchmark scripts share: any obj
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -15,6 +15,9 @@ from torch.utils.data import DataLoader, Dataset
 from isr_lightning.evaluation.batches import embed_batch, split_batch
 from isr_lightning.evaluation.datasets import ReIDImageDataset, ReIDSplit, eval_transform
 from isr_lightning.evaluation.engine import evaluate_reid
+
+if TYPE_CHECKING:
+    from isr_lightning.progress import Progress
 
 __all__ = ["BENCHMARK_SCORES", "Features", "benchmark_scores", "embed_split", "extract_features"]
 
@@ -44,6 +47,7 @@ def extract_features(
     num_workers: int = 0,
     device: torch.device | str = "cpu",
     flip: bool = False,
+    progress: Progress | None = None,
 ) -> Features:
     """Embed a dataset with ``model.embed``.
 
@@ -55,6 +59,7 @@ def extract_features(
         num_workers: loader workers.
         device: where the model runs.
         flip: average with the horizontally flipped images.
+        progress: counts the embedded images.
 
     Returns:
         ``(feats (N, D) float32 on CPU, pids (N,), camids (N,))`` in dataset order.
@@ -66,6 +71,8 @@ def extract_features(
         feats.append(embed_batch(model, images.to(device), flip).cpu())
         pids.append(torch.as_tensor(pid))
         cams.append(torch.as_tensor(cam))
+        if progress is not None:
+            progress.advance(done=len(images), work=len(images))
     return Features(torch.cat(feats), torch.cat(pids), torch.cat(cams))
 
 

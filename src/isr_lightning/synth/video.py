@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from isr_lightning.data.boxes import box_iou
 from isr_lightning.data.mot import detection_rows, format_mot_rows, ground_truth_rows, read_mot_rows
+from isr_lightning.progress import Progress
 from isr_lightning.synth.identity import sample_outfit
 from isr_lightning.synth.render import BACK, FRONT, LEFT, NUM_PHASES, RIGHT, STAND, STYLES, SpriteBank
 from isr_lightning.synth.scene import CameraResponse, Scene, make_scene
@@ -734,23 +735,28 @@ def _start_run(root: Path, config: CorpusConfig, names: list[str], force: bool) 
 def _render_clips(root: Path, config: CorpusConfig, clip_indices: list[int], workers: int) -> None:
     """Generate the clips of ``clip_indices``, in ``workers`` processes when there are several."""
     jobs = [(str(root), config.to_dict(), i) for i in clip_indices]
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
+    if not jobs:
+        return
+    with Progress("synth corpus", total=len(jobs), unit="clips", rate_unit="frames") as progress:
+        if workers > 1 and len(jobs) > 1:
+            import multiprocessing as mp
 
-        # fork avoids re-importing the package (and torch) in every worker; clips use no torch.
-        # A forked child must never finalise the parent's objects (a video decoder destroyed in
-        # a child deadlocks): collect the parent's garbage here, freeze the rest for the child.
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        gc.collect()
-        gc.freeze()
-        try:
-            with mp.get_context(method).Pool(workers) as pool:
-                list(pool.imap_unordered(_clip_job, jobs))
-        finally:
-            gc.unfreeze()
-    else:
-        for job in jobs:
-            _clip_job(job)
+            # fork avoids re-importing the package (and torch) in every worker; clips use no torch.
+            # A forked child must never finalise the parent's objects (a video decoder destroyed in
+            # a child deadlocks): collect the parent's garbage here, freeze the rest for the child.
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            gc.collect()
+            gc.freeze()
+            try:
+                with mp.get_context(method).Pool(workers) as pool:
+                    for _ in pool.imap_unordered(_clip_job, jobs):
+                        progress.advance(work=config.num_frames)
+            finally:
+                gc.unfreeze()
+        else:
+            for job in jobs:
+                _clip_job(job)
+                progress.advance(work=config.num_frames)
 
 
 def generate_corpus(
