@@ -42,6 +42,8 @@ import time
 import numpy as np
 import torch
 
+from isr_lightning.evaluation.protocol import ReIDProtocol
+
 MSMT17 = (11_659, 82_161, 3_060, 15)  # queries, gallery, ids, cameras
 MARKET = (3_368, 15_913, 751, 6)
 MARKET_JUNK = 2_798
@@ -170,24 +172,24 @@ def child(mode: str, dim: int, scale: float, noise: float, chunk: int) -> dict:
                 counting[0] += time.perf_counter() - t
 
         engine.query_stats = timed
-        out["metrics"] = _metrics(evaluate_reid(*feats, chunk_size=chunk))
+        out["metrics"] = _metrics(evaluate_reid(*feats, ReIDProtocol(chunk_size=chunk)))
         out["counting_s"] = counting[0]
     elif mode == "full":
         out["metrics"] = full_matrix_protocol(*feats)
     elif mode == "rerank":
-        plain = evaluate_reid(*feats, chunk_size=chunk)
+        plain = evaluate_reid(*feats, ReIDProtocol(chunk_size=chunk))
         out["plain_s"] = time.perf_counter() - t0
         out["plain"] = _metrics(plain)
         t0 = time.perf_counter()
-        out["metrics"] = _metrics(evaluate_reid(*feats, chunk_size=chunk, rerank=True))
+        out["metrics"] = _metrics(evaluate_reid(*feats, ReIDProtocol(chunk_size=chunk, rerank=True)))
     elif mode == "junk":
         qf, gf, qp, gp, qc, gc = feats
-        ignored = evaluate_reid(*feats, chunk_size=chunk)
+        ignored = evaluate_reid(*feats, ReIDProtocol(chunk_size=chunk))
         keep = gp != -1
-        removed = evaluate_reid(qf, gf[keep], qp, gp[keep], qc, gc[keep], chunk_size=chunk)
+        removed = evaluate_reid(qf, gf[keep], qp, gp[keep], qc, gc[keep], ReIDProtocol(chunk_size=chunk))
         official = full_matrix_protocol(*feats, ignore_junk=True)
         exact = full_matrix_protocol(qf.double(), gf.double(), qp, gp, qc, gc, ignore_junk=True)
-        kept = evaluate_reid(*feats, chunk_size=chunk, ignore_junk=False)
+        kept = evaluate_reid(*feats, ReIDProtocol(chunk_size=chunk, ignore_junk=False))
         out["metrics"] = _metrics(ignored)
         out["n_junk"] = ignored.n_junk
         out["junk_removed_by_hand"] = _metrics(removed)

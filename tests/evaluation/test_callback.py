@@ -18,6 +18,7 @@ from isr_lightning.evaluation import (
     load_market1501,
 )
 from isr_lightning.evaluation.callback import embed_batch
+from isr_lightning.evaluation.protocol import ReIDProtocol
 from isr_lightning.evaluation.visualize import GREEN, RED
 from tests.evaluation.helpers import TinyReID, make_colored_market
 
@@ -39,7 +40,7 @@ def _expected(model, query, gallery, flip=False, metric="cosine"):
     g_p = [i.pid for i in gallery.items]
     q_c = [i.camid for i in query.items]
     g_c = [i.camid for i in gallery.items]
-    return evaluate_reid(feats(query), feats(gallery), q_p, g_p, q_c, g_c, metric=metric)
+    return evaluate_reid(feats(query), feats(gallery), q_p, g_p, q_c, g_c, ReIDProtocol(metric=metric))
 
 
 def _val_loader():

@@ -99,7 +99,8 @@ def test_evaluate_checkpoint_command(tmp_path, capsys):
     argv = [str(ckpt), str(root), "--dataset", "market1501", "--num_workers", "0", "--device", "cpu"]
     assert main(["evaluate", *argv]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert (d["n_query"], d["n_gallery"], d["dataset"]) == (4, 15, "market1501")
+    # the split keeps the folder's junk image: the protocol ignores it (n_junk), as the official code
+    assert (d["n_query"], d["n_gallery"], d["n_junk"], d["dataset"]) == (4, 16, 1, "market1501")
     assert d["rank1"] == 1.0
     # Same numbers as embedding by hand.
     from isr_lightning.evaluation import ReIDImageDataset, eval_transform, load_market1501
@@ -148,7 +149,7 @@ def test_evaluate_real_isrmodule_checkpoint(tmp_path, capsys):
     argv = [str(ckpt), str(root), "--num_workers", "0", "--device", "cpu", "--flip", "true"]
     assert main(["evaluate", *argv]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert (d["n_query"], d["n_gallery"], d["flip"]) == (4, 15, True)
+    assert (d["n_query"], d["n_gallery"], d["flip"]) == (4, 16, True)
     assert 0.0 <= d["mAP"] <= 1.0 and d["n_skipped"] == 0
 
 
@@ -195,3 +196,32 @@ def test_evaluate_features_imports_only_what_it_needs():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("ignore_junk", [True, False])
+def test_junk_is_decided_by_the_protocol_alone(tmp_path, capsys, ignore_junk):
+    # a folder that holds junk: the loader keeps it, and --ignore_junk decides, as REID_PROTOCOL.md says
+    import lightning
+
+    from isr_lightning.evaluation import ReIDImageDataset, eval_transform, load_market_layout
+
+    root = make_colored_market(tmp_path / "market")
+    model = TinyReID()
+    ckpt = tmp_path / "model.ckpt"
+    state = {"state_dict": model.state_dict(), "hyper_parameters": {"_class_path": "tests.evaluation.helpers.TinyReID"}}
+    torch.save({**state, "pytorch-lightning_version": lightning.__version__}, ckpt)
+    argv = [str(ckpt), str(root), "--dataset", "folder", "--num_workers", "0", "--device", "cpu"]
+    assert main(["evaluate", *argv, "--ignore_junk", str(ignore_junk).lower()]) == 0
+    got = json.loads(capsys.readouterr().out)
+    split = load_market_layout(root)
+    tf = eval_transform(model.data_config)
+
+    def feats(items):
+        return model.embed(torch.stack([ReIDImageDataset(items, tf)[i]["image"] for i in range(len(items))])).numpy()
+
+    q, g = split.query, split.gallery
+    dist = distance_matrix(feats(q), feats(g), "cosine")
+    ids = ([i.pid for i in q], [i.pid for i in g], [i.camid for i in q], [i.camid for i in g])
+    _, m_ap, _, _ = reference_eval(dist, *(np.array(x) for x in ids), ignore_junk=ignore_junk)
+    assert got["mAP"] == pytest.approx(m_ap, abs=1e-6)
+    assert got["n_gallery"] == len(g) and got["n_junk"] == (sum(i.pid == -1 for i in g) if ignore_junk else 0)

@@ -31,7 +31,7 @@ def make_market(root: Path) -> Path:
         "0002_c2s1_000100_01.jpg",  # positive
         "0002_c1s1_000500_01.jpg",  # same id, same camera
         "0000_c1s1_000001_01.jpg",  # distractor: kept
-        "-1_c1s1_000002_01.jpg",  # junk: dropped
+        "-1_c1s1_000002_01.jpg",  # junk: kept, for the protocol to ignore
         "0007_c6s4_000002_01.jpg",
     ]:
         _img(root / "bounding_box_test" / name)
@@ -40,14 +40,14 @@ def make_market(root: Path) -> Path:
     return root
 
 
-def test_market_layout_junk_dropped_distractors_kept(tmp_path):
+def test_market_layout_keeps_junk_for_the_protocol_and_distractors(tmp_path):
     root = make_market(tmp_path / "Market-1501-v15.09.15")
     split = load_market1501(tmp_path)  # parent folder also works
     assert [(i.pid, i.camid) for i in split.query] == [(2, 0), (7, 2)]
     g = sorted((i.pid, i.camid) for i in split.gallery)
-    assert g == [(0, 0), (2, 0), (2, 1), (7, 5)]  # -1 dropped, 0 kept, cameras 0-based
+    assert g == [(-1, 0), (0, 0), (2, 0), (2, 1), (7, 5)]  # junk and distractors kept, cameras 0-based
     assert len(split.train) == 1 and split.name == "market1501"
-    assert load_reid_dataset("folder", root).summary()["n_gallery"] == 4
+    assert load_reid_dataset("folder", root).summary()["n_gallery"] == 5
 
 
 def test_market_layout_errors_name_the_folder(tmp_path):

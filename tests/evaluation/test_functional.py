@@ -9,6 +9,7 @@ import torch
 from isr_lightning.evaluation import _counting, evaluate_reid
 from isr_lightning.evaluation._counting import _sort_keys
 from isr_lightning.evaluation.functional import cost_block, prepare_features, query_stats
+from isr_lightning.evaluation.protocol import ReIDProtocol
 from tests.evaluation.reference import distance_matrix, reference_eval
 
 
@@ -27,7 +28,7 @@ def _eval1d(q_x, g_x, q_pid, g_pid, q_cam, g_cam, **kw):
     """Euclidean on 1-D features: distances are (q - g)^2, easy to rank by hand."""
     qf = torch.tensor(q_x, dtype=torch.float32).view(-1, 1)
     gf = torch.tensor(g_x, dtype=torch.float32).view(-1, 1)
-    return evaluate_reid(qf, gf, q_pid, g_pid, q_cam, g_cam, metric="euclidean", **kw)
+    return evaluate_reid(qf, gf, q_pid, g_pid, q_cam, g_cam, ReIDProtocol(metric="euclidean", **kw))
 
 
 def test_hand_case_same_camera_removed_and_distractor_negative(counting):
@@ -113,7 +114,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="NaN"):
         evaluate_reid(torch.full((1, 2), float("nan")), torch.ones(1, 2), [1], [1], [0], [1])
     with pytest.raises(ValueError, match="metric"):
-        evaluate_reid(torch.ones(1, 2), torch.ones(1, 2), [1], [1], [0], [1], metric="l1")
+        evaluate_reid(torch.ones(1, 2), torch.ones(1, 2), [1], [1], [0], [1], ReIDProtocol(metric="l1"))
 
 
 def test_sort_keys_order_floats_exactly():
@@ -163,10 +164,10 @@ def test_against_bruteforce_reference(kind, metric, junk, counting):
             ref = reference_eval(distance_matrix(qf, gf, metric), qp, gp, qc, gc, max_rank=12, ignore_junk=ignore)
         except ValueError:
             with pytest.raises(ValueError, match=r"every query was skipped|gallery is empty"):
-                evaluate_reid(*case, metric=metric, ignore_junk=ignore)
+                evaluate_reid(*case, ReIDProtocol(metric=metric, ignore_junk=ignore))
             continue
         for chunk in (1, 7, 10_000):
-            r = evaluate_reid(*case, metric=metric, max_rank=12, chunk_size=chunk, ignore_junk=ignore)
+            r = evaluate_reid(*case, ReIDProtocol(metric=metric, max_rank=12, chunk_size=chunk, ignore_junk=ignore))
             np.testing.assert_allclose(r.cmc, ref[0], atol=tol)
             assert r.mAP == pytest.approx(ref[1], abs=tol)
             assert r.mINP == pytest.approx(ref[2], abs=tol)
@@ -180,8 +181,8 @@ def test_against_bruteforce_reference(kind, metric, junk, counting):
 def test_faiss_backend_equals_torch(metric):
     rng = np.random.default_rng(3)
     case = _random_case(rng, 80, 400, 30, 4, "continuous")
-    a = evaluate_reid(*case, metric=metric, chunk_size=16)
-    b = evaluate_reid(*case, metric=metric, chunk_size=16, backend="faiss")
+    a = evaluate_reid(*case, ReIDProtocol(metric=metric, chunk_size=16))
+    b = evaluate_reid(*case, ReIDProtocol(metric=metric, chunk_size=16, backend="faiss"))
     np.testing.assert_allclose(a.cmc, b.cmc, atol=1e-12)
     assert a.mAP == pytest.approx(b.mAP, abs=1e-6) and a.mINP == pytest.approx(b.mINP, abs=1e-6)
     assert not b.approximate and b.index == "Flat"
@@ -191,14 +192,14 @@ def test_approximate_index_is_flagged_and_exhaustive_probe_is_exact():
     rng = np.random.default_rng(4)
     case = _random_case(rng, 60, 300, 20, 3, "continuous")
     exact = evaluate_reid(*case)
-    approx = evaluate_reid(*case, backend="faiss", index="IVF4,Flat", nprobe=4, k=300)
+    approx = evaluate_reid(*case, ReIDProtocol(backend="faiss", index="IVF4,Flat", nprobe=4, k=300))
     assert approx.approximate and approx.to_dict()["approximate"] is True
     np.testing.assert_allclose(approx.cmc, exact.cmc, atol=1e-12)
     assert approx.mAP == pytest.approx(exact.mAP, abs=1e-6)
     assert approx.mINP == pytest.approx(exact.mINP, abs=1e-6)
     # Truncated at k=5 (same-id same-camera items still use up retrieved slots): no metric
     # can exceed the exact one.
-    short = evaluate_reid(*case, backend="faiss", index="IVF4,Flat", nprobe=4, k=5)
+    short = evaluate_reid(*case, ReIDProtocol(backend="faiss", index="IVF4,Flat", nprobe=4, k=5))
     assert (short.cmc <= exact.cmc + 1e-12).all() and short.cmc[0] > 0
     assert short.mAP < exact.mAP and short.mINP <= exact.mINP
 
@@ -241,9 +242,9 @@ def test_block_split_when_too_many_items_selected(monkeypatch):
     monkeypatch.setattr(_counting, "CPU_IMPLEMENTATION", "block")
     rng = np.random.default_rng(6)
     case = _random_case(rng, 40, 200, 10, 3, "continuous")
-    expected = evaluate_reid(*case, chunk_size=40)
+    expected = evaluate_reid(*case, ReIDProtocol(chunk_size=40))
     monkeypatch.setattr(_counting, "_MAX_SELECTED", 50)  # forces splitting into row groups (down to single rows)
-    got = evaluate_reid(*case, chunk_size=40)
+    got = evaluate_reid(*case, ReIDProtocol(chunk_size=40))
     np.testing.assert_array_equal(got.cmc, expected.cmc)
     assert got.mAP == expected.mAP and got.mINP == expected.mINP
     ref = reference_eval(distance_matrix(case[0], case[1], "cosine"), *case[2:])

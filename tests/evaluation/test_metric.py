@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from isr_lightning.evaluation import ReIDMetric, evaluate_reid
+from isr_lightning.evaluation.protocol import ReIDProtocol
 from tests.evaluation.reference import distance_matrix, reference_eval
 
 
@@ -42,7 +43,7 @@ def _feed(metric, data, rank=0, world=1, batch=5):
 
 def test_metric_equals_reference_and_engine():
     data = _data()
-    m = ReIDMetric(max_rank=10)
+    m = ReIDMetric(ReIDProtocol(max_rank=10))
     _feed(m, data)
     out = m.compute()
     qf, gf, qp, gp, qc, gc = (t.numpy() for t in data)
@@ -79,9 +80,9 @@ def test_padding_duplicates_are_dropped():
 @pytest.mark.filterwarnings("ignore:The ``compute`` method")
 def test_metric_validation_errors():
     with pytest.raises(ValueError, match="metric"):
-        ReIDMetric(metric="manhattan")
+        ReIDMetric(ReIDProtocol(metric="manhattan"))
     with pytest.raises(ValueError, match="max_rank"):
-        ReIDMetric(max_rank=0)
+        ReIDMetric(ReIDProtocol(max_rank=0))
     m = ReIDMetric()
     with pytest.raises(ValueError, match="before any update"):
         m.compute()
@@ -100,7 +101,7 @@ def _worker(rank: int, world: int, port: int, out_path: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        m = ReIDMetric(max_rank=12)
+        m = ReIDMetric(ReIDProtocol(max_rank=12))
         _feed(m, _data(), rank=rank, world=world, batch=4)
         out = {k: float(v) for k, v in m.compute().items()}
         out["n_local"] = sum(len(x) for x in m.embeddings)
@@ -110,7 +111,7 @@ def _worker(rank: int, world: int, port: int, out_path: str) -> None:
 
 
 def test_two_process_ddp_equals_single_process(tmp_path):
-    single = ReIDMetric(max_rank=12)
+    single = ReIDMetric(ReIDProtocol(max_rank=12))
     _feed(single, _data())
     expected = {k: float(v) for k, v in single.compute().items()}
     out = str(tmp_path / "res")
@@ -128,10 +129,10 @@ def test_two_process_ddp_equals_single_process(tmp_path):
 
 def test_metric_euclidean_matches_functional():
     data = _data(seed=3)
-    m = ReIDMetric(metric="euclidean")
+    m = ReIDMetric(ReIDProtocol(metric="euclidean"))
     _feed(m, data)
     out = m.compute()
-    r = evaluate_reid(*data, metric="euclidean")
+    r = evaluate_reid(*data, ReIDProtocol(metric="euclidean"))
     assert float(out["mAP"]) == r.mAP and float(out["rank1"]) == r.rank1
     qf, gf, qp, gp, qc, gc = (t.numpy() for t in data)
     _, m_ap, _, _ = reference_eval(distance_matrix(qf, gf, "euclidean"), qp, gp, qc, gc)
@@ -151,7 +152,7 @@ def test_metric_ignores_junk_by_default():
     assert float(out["mAP"]) == pytest.approx(m_ap, abs=1e-6)
     assert float(out["mINP"]) == pytest.approx(m_inp, abs=1e-6)
     assert float(out["n_junk"]) == 31
-    kept = ReIDMetric(ignore_junk=False)
+    kept = ReIDMetric(ReIDProtocol(ignore_junk=False))
     _feed(kept, data)
     _, kept_ap, _, _ = reference_eval(dist, qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy(), ignore_junk=False)
     assert float(kept.compute()["mAP"]) == pytest.approx(kept_ap, abs=1e-6)

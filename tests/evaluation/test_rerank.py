@@ -12,6 +12,7 @@ from isr_lightning.cli import main
 from isr_lightning.evaluation import KReciprocal, ReIDEvaluationCallback, evaluate_reid
 from isr_lightning.evaluation import rerank as rerank_module
 from isr_lightning.evaluation.functional import prepare_features
+from isr_lightning.evaluation.protocol import ReIDProtocol
 from isr_lightning.evaluation.rerank import rerank_blocks
 from tests.evaluation.reference import reference_eval
 from tests.evaluation.rerank_reference import rerank_reference
@@ -55,32 +56,32 @@ def test_every_chunk_loop_runs_in_pieces(monkeypatch):
 def test_evaluate_reid_ranks_by_the_reranked_distances(metric):
     qf, gf, qp, gp, qc, gc = _case(seed=11, nq=40, ng=160, n_ids=12)
     config = KReciprocal(k1=10, k2=4, lambda_value=0.3)
-    r = evaluate_reid(qf, gf, qp, gp, qc, gc, metric=metric, rerank=config, chunk_size=16)
+    r = evaluate_reid(qf, gf, qp, gp, qc, gc, ReIDProtocol(metric=metric, rerank=config, chunk_size=16))
     cmc, m_ap, m_inp, _ = reference_eval(rerank_reference(qf, gf, 10, 4, 0.3, metric), qp, gp, qc, gc)
     np.testing.assert_allclose(r.cmc, cmc, atol=1e-12)
     assert r.mAP == pytest.approx(m_ap, abs=1e-6) and r.mINP == pytest.approx(m_inp, abs=1e-6)
     assert r.to_dict()["rerank"] == {"k1": 10, "k2": 4, "lambda": 0.3}
-    plain = evaluate_reid(qf, gf, qp, gp, qc, gc, metric=metric)
+    plain = evaluate_reid(qf, gf, qp, gp, qc, gc, ReIDProtocol(metric=metric))
     assert plain.mAP != pytest.approx(r.mAP, abs=1e-4) and "rerank" not in plain.to_dict()
 
 
 def test_junk_is_left_out_before_reranking():
     qf, gf, qp, gp, qc, gc = _case(seed=12, nq=30, ng=120)
     gp = np.where(np.arange(120) % 4 == 0, -1, gp)
-    with_junk = evaluate_reid(qf, gf, qp, gp, qc, gc, rerank=True)
+    with_junk = evaluate_reid(qf, gf, qp, gp, qc, gc, ReIDProtocol(rerank=True))
     keep = gp != -1
-    without = evaluate_reid(qf, gf[keep], qp, gp[keep], qc, gc[keep], rerank=True)
+    without = evaluate_reid(qf, gf[keep], qp, gp[keep], qc, gc[keep], ReIDProtocol(rerank=True))
     assert with_junk.mAP == pytest.approx(without.mAP, abs=1e-9) and with_junk.n_junk == 30
 
 
 def test_refuses_above_max_items_with_the_reason():
     qf, gf, qp, gp, qc, gc = _case(seed=13)
     with pytest.raises(ValueError, match=r"23 queries \+ 71 gallery = 94 items exceeds max_items=50.*N\^2"):
-        evaluate_reid(qf, gf, qp, gp, qc, gc, rerank=KReciprocal(max_items=50))
+        evaluate_reid(qf, gf, qp, gp, qc, gc, ReIDProtocol(rerank=KReciprocal(max_items=50)))
     with pytest.raises(ValueError, match="lambda_value"):
         KReciprocal(lambda_value=1.5)
     with pytest.raises(ValueError, match="backend='torch'"):
-        evaluate_reid(qf, gf, qp, gp, qc, gc, rerank=True, backend="faiss")
+        evaluate_reid(qf, gf, qp, gp, qc, gc, ReIDProtocol(rerank=True, backend="faiss"))
 
 
 def test_evaluate_features_rerank_options(tmp_path, capsys):
@@ -114,13 +115,13 @@ def test_callback_logs_reranked_metrics_next_to_plain_ones(tmp_path):
     query = DataLoader(TensorDataset(torch.from_numpy(qf), torch.from_numpy(qp), torch.from_numpy(qc)), batch_size=7)
     gallery = DataLoader(TensorDataset(torch.from_numpy(gf), torch.from_numpy(gp), torch.from_numpy(gc)), batch_size=7)
     config = KReciprocal(k1=6, k2=3)
-    cb = ReIDEvaluationCallback(query, gallery, num_plot_queries=0, rerank=config)
+    cb = ReIDEvaluationCallback(query, gallery, protocol=ReIDProtocol(rerank=config), num_plot_queries=0)
     trainer = pl.Trainer(
         accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[cb]
     )
     trainer.validate(model, dataloaders=DataLoader(TensorDataset(torch.zeros(1, 1))), verbose=False)
     plain = evaluate_reid(qf, gf, qp, gp, qc, gc)
-    reranked = evaluate_reid(qf, gf, qp, gp, qc, gc, rerank=config)
+    reranked = evaluate_reid(qf, gf, qp, gp, qc, gc, ReIDProtocol(rerank=config))
     assert cb.last_metrics["mAP"] == pytest.approx(plain.mAP, abs=1e-6)
     assert cb.last_metrics["rerank/mAP"] == pytest.approx(reranked.mAP, abs=1e-6)
     assert cb.last_metrics["rerank/rank1"] == pytest.approx(reranked.rank1)

@@ -60,16 +60,16 @@ def test_benchmark_callback_rejects_unknown_dataset(tmp_path):
     ("option", "expected"),
     [
         ([], None),
-        (["--cb.rerank=true"], KReciprocal()),
-        (['--cb.rerank={"k1": 10, "lambda_value": 0.5}'], KReciprocal(k1=10, lambda_value=0.5)),
-        (["--cb.rerank.k1=12"], KReciprocal(k1=12)),
+        (["--cb.protocol.rerank=true"], KReciprocal()),
+        (['--cb.protocol.rerank={"k1": 10, "lambda_value": 0.5}'], KReciprocal(k1=10, lambda_value=0.5)),
+        (["--cb.protocol.rerank.k1=12"], KReciprocal(k1=12)),
     ],
 )
 def test_rerank_is_configurable_from_a_config(option, expected):
-    """What LightningCLI does with ``trainer.callbacks``: ``rerank: true`` or its settings."""
+    """What LightningCLI does with ``trainer.callbacks``: ``protocol: {rerank: true}`` or its settings."""
     from jsonargparse import ArgumentParser
 
     parser = ArgumentParser()
     parser.add_class_arguments(ReIDBenchmarkEvaluation, "cb")
     callback = parser.instantiate(parser.parse_args(["--cb.root=somewhere", *option])).cb
-    assert callback.rerank == expected
+    assert callback.protocol.reranking == expected

@@ -2,9 +2,11 @@
 
 Public API (imported lazily, so ``evaluate_reid`` does not pull in Lightning):
 
+* :class:`ReIDProtocol`: the protocol's settings (metric, CMC length, junk, re-ranking, chunks,
+  backend), declared once and taken by everything below.
 * :func:`evaluate_reid` / :class:`ReIDResult`: evaluate query and gallery features.
 * :class:`ReIDMetric`: the same as a DDP-correct :class:`torchmetrics.Metric`.
-* :class:`KReciprocal`: k-reciprocal re-ranking settings (``evaluate_reid(..., rerank=...)``).
+* :class:`KReciprocal`: k-reciprocal re-ranking settings (``ReIDProtocol(rerank=...)``).
 * :class:`ReIDEvaluationCallback`: evaluate during ``validate``/``fit`` and log the results.
 * :func:`load_reid_dataset` (Market-1501, MSMT17, CUHK03-NP, Market-layout folders),
   :class:`ReIDImageDataset`, :func:`eval_transform`.
@@ -33,6 +35,7 @@ _EXPORTS = {
     "ReIDResult": "engine",
     "evaluate_reid": "engine",
     "ReIDMetric": "metric",
+    "ReIDProtocol": "protocol",
     "KReciprocal": "rerank",
     "build_faiss_index": "search",
     "faiss_gpu_available": "search",
@@ -48,6 +51,7 @@ __all__ = [
     "ReIDImageDataset",
     "ReIDItem",
     "ReIDMetric",
+    "ReIDProtocol",
     "ReIDResult",
     "ReIDSplit",
     "build_faiss_index",
@@ -79,6 +83,7 @@ if TYPE_CHECKING:
     )
     from isr_lightning.evaluation.engine import ReIDResult, evaluate_reid
     from isr_lightning.evaluation.metric import ReIDMetric
+    from isr_lightning.evaluation.protocol import ReIDProtocol
     from isr_lightning.evaluation.rerank import KReciprocal
     from isr_lightning.evaluation.search import build_faiss_index, faiss_gpu_available
     from isr_lightning.evaluation.visualize import ranked_lists, render_ranked_lists

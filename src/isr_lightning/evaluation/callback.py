@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,10 +17,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from typing_extensions import override
 
 from isr_lightning.evaluation.batches import embed_batch, split_batch
-from isr_lightning.evaluation.functional import DistanceMetric
 from isr_lightning.evaluation.metric import ReIDMetric, result_scalars
-from isr_lightning.evaluation.rerank import KReciprocal, as_rerank
-from isr_lightning.evaluation.search import Backend
+from isr_lightning.evaluation.protocol import ReIDProtocol
 from isr_lightning.evaluation.visualize import ranked_lists, render_ranked_lists
 
 __all__ = ["ReIDBenchmarkEvaluation", "ReIDEvaluationCallback", "embed_batch", "split_batch"]
@@ -46,8 +45,9 @@ class ReIDEvaluationCallback(pl.Callback):
     Args:
         query: query ``Dataset`` (samples as :func:`split_batch` reads them) or ``DataLoader``.
         gallery: gallery ``Dataset`` or ``DataLoader``.
-        metric: ``"cosine"`` or ``"euclidean"``.
-        max_rank: length of the CMC curve.
+        protocol: the protocol's settings (:class:`~isr_lightning.evaluation.ReIDProtocol`;
+            ``None``: its defaults). With ``rerank`` set, the metrics are logged twice: by plain
+            distances under ``{prefix}``, re-ranked under ``{prefix}rerank/``.
         flip: test-time flip averaging.
         batch_size: batch size of the loaders built for datasets.
         num_workers: workers of the loaders built for datasets.
@@ -55,21 +55,13 @@ class ReIDEvaluationCallback(pl.Callback):
         prefix: prefix of the logged names.
         num_plot_queries: queries in the ranked-list picture (0 disables it).
         plot_topk: gallery images per query in the picture.
-        chunk_size: query rows per block in the metric.
-        backend: ``"torch"`` or ``"faiss"``.
-        ignore_junk: ignore gallery items with person id ``-1`` (the official protocol);
-            ``False`` ranks them as negatives.
-        rerank: also log k-reciprocal re-ranked metrics: ``True`` (k1=20, k2=6, lambda=0.3) or
-            a :class:`~isr_lightning.evaluation.rerank.KReciprocal`; logged under
-            ``{prefix}rerank/`` next to the plain ones.
     """
 
     def __init__(
         self,
         query: Dataset | DataLoader,
         gallery: Dataset | DataLoader,
-        metric: DistanceMetric = "cosine",
-        max_rank: int = 10,
+        protocol: ReIDProtocol | None = None,
         flip: bool = False,
         batch_size: int = 128,
         num_workers: int = 0,
@@ -77,10 +69,6 @@ class ReIDEvaluationCallback(pl.Callback):
         prefix: str = "reid/",
         num_plot_queries: int = 4,
         plot_topk: int = 10,
-        chunk_size: int = 512,
-        backend: Backend = "torch",
-        ignore_junk: bool = True,
-        rerank: bool | KReciprocal = False,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
@@ -93,11 +81,11 @@ class ReIDEvaluationCallback(pl.Callback):
         self.prefix = prefix
         self.num_plot_queries = num_plot_queries
         self.plot_topk = plot_topk
-        self.metric = ReIDMetric(
-            metric=metric, max_rank=max_rank, chunk_size=chunk_size, backend=backend, ignore_junk=ignore_junk
-        )
-        self.rerank = as_rerank(rerank)
-        self.metric.keep_features = num_plot_queries > 0 or self.rerank is not None
+        protocol = protocol or ReIDProtocol()
+        self.protocol = protocol
+        # the plain ranking is always logged; a re-ranked protocol adds the re-ranked metrics
+        self.metric = ReIDMetric(dataclasses.replace(protocol, rerank=None))
+        self.metric.keep_features = num_plot_queries > 0 or protocol.reranking is not None
         self.last_metrics: dict[str, float] = {}
         self.last_picture_path: str | None = None
 
@@ -156,8 +144,9 @@ class ReIDEvaluationCallback(pl.Callback):
             pl_module.train(was_training)
         values = self.metric.compute()
         logged = {k: float(v) for k, v in values.items() if not k.startswith("n_")}
-        if self.rerank is not None:
-            logged.update({f"rerank/{k}": v for k, v in self._reranked().items()})
+        if self.protocol.reranking is not None:
+            reranked = result_scalars(self.metric.evaluate_kept(self.protocol), self.protocol.max_rank)
+            logged.update({f"rerank/{k}": v for k, v in reranked.items()})
         for name, value in logged.items():
             pl_module.log(f"{self.prefix}{name}", value, sync_dist=False, rank_zero_only=False)
         self.last_metrics = logged
@@ -168,10 +157,6 @@ class ReIDEvaluationCallback(pl.Callback):
                 rank_zero_info(f"ReIDEvaluationCallback: ranked-list picture skipped ({err})")
         self.metric.reset()
         return logged
-
-    def _reranked(self) -> dict[str, float]:
-        """The metrics of the last gathered features under k-reciprocal re-ranking."""
-        return result_scalars(self.metric.evaluate_kept(self.rerank), self.metric.max_rank)
 
     def _image(self, data: Dataset | DataLoader, index: int, pl_module: pl.LightningModule) -> Image.Image:
         dataset = data.dataset if isinstance(data, DataLoader) else data
@@ -204,7 +189,7 @@ class ReIDEvaluationCallback(pl.Callback):
             cams[qsel],
             cams[g],
             topk=self.plot_topk,
-            metric=self.metric.metric,
+            metric=self.protocol.metric,
         )
         g_idx = idx[g]
         q_imgs = [self._image(self.query, int(idx[i]), pl_module) for i in qsel]
@@ -253,8 +238,8 @@ class ReIDBenchmarkEvaluation(ReIDEvaluationCallback):
         dataset: a name of :data:`~isr_lightning.evaluation.DATASETS` (``market1501``,
             ``msmt17``, ``cuhk03-np-detected``, ``cuhk03-np-labeled``, ``folder`` for any
             Market-1501-layout folder).
-        **kwargs: the other arguments of :class:`ReIDEvaluationCallback` (``metric``,
-            ``flip``, ``every_n_epochs``, ``rerank``, ...; set in ``init_args`` as well).
+        **kwargs: the other arguments of :class:`ReIDEvaluationCallback` (``protocol``,
+            ``flip``, ``every_n_epochs``, ...; set in ``init_args`` as well).
 
     Raises:
         ValueError: unknown ``dataset``.

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from isr_lightning.evaluation.engine import evaluate_reid
+from isr_lightning.evaluation.protocol import ReIDProtocol
 
 __all__ = ["NPZ_ARRAYS", "evaluate", "evaluate_features", "load_npz"]
 
@@ -30,7 +31,7 @@ def _device(name: str | None) -> torch.device:
 
 
 def _evaluate_arrays(
-    arrays: dict[str, Any], output: Path | None, extra: dict[str, Any], device: torch.device, **protocol: Any
+    arrays: dict[str, Any], output: Path | None, extra: dict[str, Any], device: torch.device, protocol: ReIDProtocol
 ) -> None:
     """Evaluate ``arrays`` (:data:`NPZ_ARRAYS`) under ``protocol``; print (and write) one JSON object."""
     result = evaluate_reid(
@@ -40,8 +41,8 @@ def _evaluate_arrays(
         arrays["gallery_pids"],
         arrays["query_camids"],
         arrays["gallery_camids"],
+        protocol,
         device=device,
-        **protocol,
     )
     out = {**result.to_dict(), **extra}
     if result.approximate:
@@ -85,10 +86,12 @@ def evaluate_features(file: Path, output: Path | None = None, device: str | None
             of the query and the gallery).
         output: also write the JSON to this file.
         device: torch device of the computation (default: cuda if available, else cpu).
-        **protocol: the protocol's settings, the keyword arguments of
-            :func:`~isr_lightning.evaluation.evaluate_reid`.
+        **protocol: the protocol's settings, the fields of
+            :class:`~isr_lightning.evaluation.ReIDProtocol` (``--metric``, ``--ignore_junk``,
+            ``--rerank.k1``...).
     """
-    _evaluate_arrays(load_npz(file), output, {}, _device(device), **protocol)
+    settings = ReIDProtocol(**protocol)
+    _evaluate_arrays(load_npz(file), output, {}, _device(device), settings)
 
 
 def evaluate(
@@ -120,9 +123,10 @@ def evaluate(
         output: also write the JSON to this file.
         device: torch device of the model and the computation (default: cuda if available,
             else cpu).
-        **protocol: the protocol's settings, the keyword arguments of
-            :func:`~isr_lightning.evaluation.evaluate_reid`.
+        **protocol: the protocol's settings, the fields of
+            :class:`~isr_lightning.evaluation.ReIDProtocol`.
     """
+    settings = ReIDProtocol(**protocol)
     # Imported here: images (PIL, torchvision transforms) are not needed by evaluate-features.
     from isr_lightning.checkpoints import load_model
     from isr_lightning.evaluation.datasets import ReIDImageDataset, eval_transform, load_reid_dataset
@@ -139,4 +143,4 @@ def evaluate(
             images = ReIDImageDataset(getattr(split, side), transform)
             f, p, c = extract_features(model, images, batch_size, num_workers, torch_device, flip, progress)
             arrays[f"{side}_feats"], arrays[f"{side}_pids"], arrays[f"{side}_camids"] = f, p, c
-    _evaluate_arrays(arrays, output, {"dataset": split.name, "flip": flip}, torch_device, **protocol)
+    _evaluate_arrays(arrays, output, {"dataset": split.name, "flip": flip}, torch_device, settings)

@@ -1,8 +1,10 @@
 """ReID benchmark datasets: Market-1501, MSMT17 (V1/V2), CUHK03-NP and Market-layout folders.
 
 Every loader returns a :class:`ReIDSplit` of ``(path, pid, camid)`` items (cameras 0-based).
-Junk gallery items (person id ``-1``) are dropped here, once; distractors (id ``0``) stay in the
-gallery as ordinary negatives; nothing is special-cased on the query side.
+Junk gallery items (person id ``-1``) stay in the gallery: the evaluation protocol decides what
+they do (:class:`~isr_lightning.evaluation.ReIDProtocol`, ignored by default, as the official
+code does); distractors (id ``0``) are ordinary negatives; nothing is special-cased on the
+query side. Training items drop junk.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class ReIDSplit:
         name: dataset name.
         root: folder the items were read from.
         query: query items.
-        gallery: gallery items (junk removed).
+        gallery: gallery items, junk (person id ``-1``) included: the evaluation protocol
+            decides what junk does (:attr:`~isr_lightning.evaluation.ReIDProtocol.ignore_junk`).
         train: training items (may be empty).
     """
 
@@ -162,7 +165,8 @@ def load_market_layout(root: str | Path, name: str = "folder", require_train: bo
         require_train: raise if ``bounding_box_train/`` is missing.
 
     Returns:
-        The split, junk (id ``-1``) dropped from gallery and train.
+        The split; junk (id ``-1``) is kept in the gallery (the protocol ignores it) and dropped
+        from the training items.
 
     Raises:
         FileNotFoundError: naming the missing or empty folder.
@@ -172,7 +176,7 @@ def load_market_layout(root: str | Path, name: str = "folder", require_train: bo
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset root not found")
     query = _parse_market_folder(root / "query", drop_junk=False)
-    gallery = _parse_market_folder(root / "bounding_box_test", drop_junk=True)
+    gallery = _parse_market_folder(root / "bounding_box_test", drop_junk=False)  # the protocol decides on junk
     train_dir = root / "bounding_box_train"
     train = _parse_market_folder(train_dir, drop_junk=True) if train_dir.is_dir() or require_train else []
     return ReIDSplit(name, str(root), query, gallery, train)
@@ -191,7 +195,8 @@ def _find_subdir(root: Path, candidates: tuple[str, ...], marker: str) -> Path:
 def load_market1501(root: str | Path) -> ReIDSplit:
     """Market-1501 (``root`` or ``root/Market-1501-v15.09.15``).
 
-    Expected: 3,368 queries, 15,913 gallery (after 2,798 junk), 751 test ids, 6 cameras.
+    Expected: 3,368 queries; 15,913 gallery images once the protocol ignores the 2,798 junk
+    (id ``-1``, kept in the split's gallery); 751 test ids, 6 cameras.
     """
     root = _find_subdir(Path(root), ("Market-1501-v15.09.15", "Market-1501", "market1501"), "query")
     return load_market_layout(root, name="market1501")

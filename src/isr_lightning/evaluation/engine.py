@@ -10,7 +10,6 @@ import torch
 from torch import Tensor
 
 from isr_lightning.evaluation.functional import (
-    DistanceMetric,
     QueryStats,
     SamePidIndex,
     check_finite,
@@ -18,8 +17,9 @@ from isr_lightning.evaluation.functional import (
     query_stats,
     summarize,
 )
-from isr_lightning.evaluation.rerank import KReciprocal, as_rerank, rerank_blocks
-from isr_lightning.evaluation.search import Backend, build_faiss_index, iter_cost_blocks
+from isr_lightning.evaluation.protocol import ReIDProtocol
+from isr_lightning.evaluation.rerank import rerank_blocks
+from isr_lightning.evaluation.search import build_faiss_index, iter_cost_blocks
 
 __all__ = ["JUNK_PID", "ReIDResult", "evaluate_reid"]
 
@@ -125,28 +125,18 @@ def evaluate_reid(
     gallery_pids: ArrayLike,
     query_camids: ArrayLike,
     gallery_camids: ArrayLike,
-    metric: DistanceMetric = "cosine",
-    max_rank: int = 10,
-    chunk_size: int = 512,
-    backend: Backend = "torch",
-    index: str = "Flat",
-    k: int = 100,
-    nprobe: int | None = None,
+    protocol: ReIDProtocol | None = None,
     device: str | torch.device | None = None,
-    ignore_junk: bool = True,
-    rerank: KReciprocal | bool | None = None,
 ) -> ReIDResult:
     """CMC, mAP and mINP under the standard ReID protocol, with bounded memory.
 
-    Queries are processed in chunks of ``chunk_size`` rows, so the working memory is about
-    ``chunk_size x n_gallery x 5`` bytes (the float32 block and a mask) plus at most ~200 MB of
-    selected items, whatever the number of queries. For cosine with the torch backend the
-    gallery is not copied (each block is scaled by the inverse gallery norms instead).
-    Ties in distance are broken by gallery index (stable), AP is accumulated in float64.
-
-    Gallery items with person id ``-1`` (junk) are ignored, as the official Market-1501
-    evaluation does: they rank nowhere, so a junk item scoring above a correct match does not
-    push it down (the gallery is copied without them when there are any).
+    Queries are processed in chunks of ``protocol.chunk_size`` rows, so the working memory is
+    about ``chunk_size x n_gallery x 5`` bytes (the float32 block and a mask) plus at most
+    ~200 MB of selected items, whatever the number of queries. For cosine with the torch
+    backend the gallery is not copied (each block is scaled by the inverse gallery norms
+    instead). Ties in distance are broken by gallery index (stable), AP is accumulated in
+    float64. Junk gallery items (person id ``-1``) rank nowhere unless the protocol says
+    otherwise (:attr:`ReIDProtocol.ignore_junk`; the gallery is then copied without them).
 
     Args:
         query_feats: ``(Q, D)`` query features.
@@ -155,22 +145,9 @@ def evaluate_reid(
         gallery_pids: ``(G,)`` int person ids (id 0, distractors, are ordinary negatives).
         query_camids: ``(Q,)`` int camera ids.
         gallery_camids: ``(G,)`` int camera ids.
-        metric: ``"cosine"`` (default; features L2-normalised) or ``"euclidean"``.
-        max_rank: length of the CMC curve.
-        chunk_size: query rows per block.
-        backend: ``"torch"`` (matrix product per block) or ``"faiss"`` (FAISS index).
-        index: FAISS index factory string for ``backend="faiss"``; anything but ``"Flat"`` is
-            approximate (only the top ``k`` items are retrieved; flagged in the result).
-        k: items retrieved per query by an approximate index.
-        nprobe: inverted lists probed by an IVF index.
+        protocol: the protocol's settings (``None``: :class:`ReIDProtocol` defaults).
         device: device of the computation (default: the query features' device; ``"cuda"``
             runs the torch backend on a GPU).
-        ignore_junk: ignore gallery items with person id ``-1`` (default, the official
-            protocol); ``False`` ranks them as ordinary negatives.
-        rerank: rank by k-reciprocal re-ranked distances
-            (:class:`~isr_lightning.evaluation.rerank.KReciprocal`; ``True`` for its defaults
-            k1=20, k2=6, lambda=0.3). Needs ``backend="torch"``; junk is left out before
-            re-ranking when ignored.
 
     Returns:
         A :class:`ReIDResult`.
@@ -179,11 +156,9 @@ def evaluate_reid(
         ValueError: on mismatched lengths, non-finite features, if every query is skipped, or
             when re-ranking more items than its ``max_items``.
     """
-    if max_rank < 1:
-        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
-    reranking = as_rerank(rerank)
-    if reranking is not None and backend != "torch":
-        raise ValueError("re-ranking computes exact distances between all items: use backend='torch'")
+    protocol = protocol or ReIDProtocol()
+    metric, chunk_size, backend = protocol.metric, protocol.chunk_size, protocol.backend
+    reranking = protocol.reranking
     qf = _as_tensor(query_feats, "query_feats")
     gf = _as_tensor(gallery_feats, "gallery_feats")
     q_pids = _as_tensor(query_pids, "query_pids", torch.long).reshape(-1)
@@ -195,7 +170,7 @@ def evaluate_reid(
     if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
         raise ValueError(f"features must be (N, D) with the same D, got {tuple(qf.shape)} and {tuple(gf.shape)}")
     n_gallery = int(gf.shape[0])
-    gf, g_pids, g_cams, n_junk = _drop_junk(gf, g_pids, g_cams) if ignore_junk else (gf, g_pids, g_cams, 0)
+    gf, g_pids, g_cams, n_junk = _drop_junk(gf, g_pids, g_cams) if protocol.ignore_junk else (gf, g_pids, g_cams, 0)
     if gf.shape[0] == 0:
         raise ValueError(
             "the gallery is empty" + (f" once its {n_junk} junk items (id -1) are ignored" if n_junk else "")
@@ -214,11 +189,9 @@ def evaluate_reid(
     q_pids, g_pids, q_cams, g_cams = (t.to(dev) for t in (q_pids, g_pids, q_cams, g_cams))
     same_pid = SamePidIndex(g_pids)
 
-    approximate = backend == "faiss" and index.replace(" ", "").lower() != "flat"
+    approximate = protocol.approximate
     if approximate:
-        stats = _approximate_stats(
-            qf, gf, q_pids, g_pids, q_cams, g_cams, metric, index, k, nprobe, chunk_size, same_pid
-        )
+        stats = _approximate_stats(qf, gf, q_pids, g_pids, q_cams, g_cams, protocol, same_pid)
     else:
         parts: list[QueryStats] = []
         if reranking is None:
@@ -230,7 +203,7 @@ def evaluate_reid(
             parts.append(query_stats(cost, q_pids[start:end], q_cams[start:end], g_pids, g_cams, same_pid))
             del cost
         stats = _cat_stats(parts, dev)
-    cmc, m_ap, m_inp, n_valid = summarize(stats, max_rank)
+    cmc, m_ap, m_inp, n_valid = summarize(stats, protocol.max_rank)
     return ReIDResult(
         cmc=cmc.numpy(),
         mAP=m_ap,
@@ -240,9 +213,9 @@ def evaluate_reid(
         n_skipped=int(qf.shape[0]) - n_valid,
         metric=metric,
         approximate=approximate,
-        index=index if backend == "faiss" else None,
+        index=protocol.index if backend == "faiss" else None,
         n_junk=n_junk,
-        extra={"k": k} if approximate else ({"rerank": reranking.to_dict()} if reranking else {}),
+        extra={"k": protocol.k} if approximate else ({"rerank": reranking.to_dict()} if reranking else {}),
     )
 
 
@@ -273,11 +246,7 @@ def _approximate_stats(
     g_pids: Tensor,
     q_cams: Tensor,
     g_cams: Tensor,
-    metric: DistanceMetric,
-    index: str,
-    k: int,
-    nprobe: int | None,
-    chunk_size: int,
+    protocol: ReIDProtocol,
     same_pid: SamePidIndex,
 ) -> QueryStats:
     """Per-query stats from the top ``k`` of an (approximate) FAISS index.
@@ -287,8 +256,8 @@ def _approximate_stats(
     was retrieved; a query with no retrieved match has first rank ``G + 1`` (a CMC miss).
     """
     ng = gf.shape[0]
-    k = min(k, ng)
-    faiss_index = build_faiss_index(gf, metric, index, nprobe=nprobe)
+    k, chunk_size = min(protocol.k, ng), protocol.chunk_size
+    faiss_index = build_faiss_index(gf, protocol.metric, protocol.index, nprobe=protocol.nprobe)
     parts: list[QueryStats] = []
     for start in range(0, qf.shape[0], chunk_size):
         xq = np.ascontiguousarray(qf[start : start + chunk_size].cpu().numpy(), np.float32)

@@ -10,9 +10,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from isr_lightning.evaluation.engine import ReIDResult, evaluate_reid
-from isr_lightning.evaluation.functional import DistanceMetric
-from isr_lightning.evaluation.rerank import KReciprocal, as_rerank
-from isr_lightning.evaluation.search import Backend
+from isr_lightning.evaluation.protocol import ReIDProtocol
 
 __all__ = ["ReIDMetric", "result_scalars"]
 
@@ -31,16 +29,9 @@ class ReIDMetric(Metric):
     arrival order.
 
     Args:
-        metric: ``"cosine"`` (default) or ``"euclidean"``.
-        max_rank: length of the CMC curve; ``compute()`` reports ``rank1``..``rank{max_rank}``
-            for 1, 5, 10 and ``max_rank``.
-        chunk_size: query rows per block in ``compute()``.
-        backend: ``"torch"`` or ``"faiss"``.
-        index: FAISS index string (``"Flat"`` is exact).
-        ignore_junk: ignore gallery items with person id ``-1`` (the official protocol);
-            ``False`` ranks them as negatives.
-        rerank: k-reciprocal re-ranking (``True`` for k1=20, k2=6, lambda=0.3, or a
-            :class:`~isr_lightning.evaluation.rerank.KReciprocal`).
+        protocol: the protocol's settings (:class:`~isr_lightning.evaluation.ReIDProtocol`;
+            ``None``: its defaults). ``compute()`` reports ``rank1``..``rank{max_rank}`` for
+            1, 5, 10 and ``protocol.max_rank``.
         **kwargs: forwarded to :class:`torchmetrics.Metric` (e.g. ``compute_on_cpu=True``).
 
     Example:
@@ -60,31 +51,9 @@ class ReIDMetric(Metric):
     is_query: list[Tensor]
     indexes: list[Tensor]
 
-    def __init__(
-        self,
-        metric: DistanceMetric = "cosine",
-        max_rank: int = 10,
-        chunk_size: int = 512,
-        backend: Backend = "torch",
-        index: str = "Flat",
-        ignore_junk: bool = True,
-        rerank: KReciprocal | bool | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, protocol: ReIDProtocol | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if metric not in ("cosine", "euclidean"):
-            raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-        if max_rank < 1:
-            raise ValueError(f"max_rank must be >= 1, got {max_rank}")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        self.metric = metric
-        self.max_rank = max_rank
-        self.chunk_size = chunk_size
-        self.backend = backend
-        self.index = index
-        self.ignore_junk = ignore_junk
-        self.rerank = as_rerank(rerank)
+        self.protocol = protocol or ReIDProtocol()
         self.result: ReIDResult | None = None
         #: Keep the gathered ``(emb, pids, camids, is_query, indexes)`` of the last ``compute()``
         #: in :attr:`kept_features` (the callback's ranked-list picture uses it).
@@ -176,19 +145,17 @@ class ReIDMetric(Metric):
             self.kept_features = (emb, pids, cams, flag, idx)
         if not bool(flag.any()) or bool(flag.all()):
             raise ValueError("ReIDMetric needs both query (is_query=True) and gallery items")
-        result = self._evaluate((emb, pids, cams, flag), self.backend, self.rerank)
+        result = evaluate_reid(emb[flag], emb[~flag], pids[flag], pids[~flag], cams[flag], cams[~flag], self.protocol)
         self.result = result
-        out = result_scalars(result, self.max_rank)
+        out = result_scalars(result, self.protocol.max_rank)
         out.update(n_query=float(result.n_query), n_gallery=float(result.n_gallery), n_junk=float(result.n_junk))
         return {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}
 
-    def evaluate_kept(self, rerank: KReciprocal | bool | None = None) -> ReIDResult:
-        """Evaluate the features kept by the last ``compute()`` again, e.g. re-ranked.
-
-        Runs with the torch backend (re-ranking needs it) and this metric's other settings.
+    def evaluate_kept(self, protocol: ReIDProtocol) -> ReIDResult:
+        """Evaluate the features kept by the last ``compute()`` again under another protocol (e.g. re-ranked).
 
         Args:
-            rerank: k-reciprocal re-ranking, as the constructor's ``rerank``.
+            protocol: the protocol to evaluate under.
 
         Returns:
             The :class:`ReIDResult`.
@@ -198,36 +165,8 @@ class ReIDMetric(Metric):
         """
         if self.kept_features is None:
             raise ValueError("no kept features: set keep_features = True and call compute() first")
-        return self._evaluate(self.kept_features[:4], "torch", as_rerank(rerank))
-
-    def _evaluate(self, features: tuple[Tensor, ...], backend: Backend, rerank: KReciprocal | None) -> ReIDResult:
-        """:func:`evaluate_reid` of the query items against the gallery items.
-
-        Args:
-            features: ``(emb, pids, camids, is_query)``: ``(N, D)`` float embeddings, ``(N,)``
-                int person and camera ids and the ``(N,)`` bool query flag.
-            backend: ``"torch"`` or ``"faiss"``.
-            rerank: k-reciprocal re-ranking, or ``None``.
-
-        Returns:
-            The :class:`ReIDResult`.
-        """
-        emb, pids, cams, flag = features
-        return evaluate_reid(
-            emb[flag],
-            emb[~flag],
-            pids[flag],
-            pids[~flag],
-            cams[flag],
-            cams[~flag],
-            metric=self.metric,
-            max_rank=self.max_rank,
-            chunk_size=self.chunk_size,
-            backend=backend,
-            index=self.index,
-            ignore_junk=self.ignore_junk,
-            rerank=rerank,
-        )
+        emb, pids, cams, flag = self.kept_features[:4]
+        return evaluate_reid(emb[flag], emb[~flag], pids[flag], pids[~flag], cams[flag], cams[~flag], protocol)
 
 
 def result_scalars(result: ReIDResult, max_rank: int) -> dict[str, float]:
