@@ -110,3 +110,34 @@ def test_a_shard_smaller_than_a_batch_is_reported(corpus, caplog):
     with caplog.at_level("WARNING", logger="isr_lightning.data.datamodule"):
         enough.setup("fit")
     assert "clips_per_batch" not in caplog.text
+
+
+class _SizedRecorder(_Recorder):
+    """A model that states its crop size, as ISRModule does, and records the crops' size."""
+
+    image_size = (24, 12)
+
+    def training_step(self, batch, batch_idx):
+        self.sizes = [*getattr(self, "sizes", []), tuple(batch.crops.shape[2:])]
+        return super().training_step(batch, batch_idx)
+
+
+def test_the_crop_size_is_the_models(corpus, tmp_path):
+    # stated once, on the model: the data reads it when training starts
+    model = _SizedRecorder()
+    data = VideoPairDataModule(
+        corpus,
+        batch_size=2,
+        batches_per_epoch=2,
+        sampling=PairSampling(delta_frames=(1, 3)),
+        boxes=BoxSelection(min_box_size=2),
+        num_workers=0,
+    )
+    assert data.transform.image_size is None
+    _trainer(tmp_path, 2).fit(model, datamodule=data)
+    assert model.sizes == [(24, 12), (24, 12)]
+    # another size stated on the data is an error naming both
+    with pytest.raises(
+        ValueError, match=r"transform.image_size=\[16, 8\] differs from the model's image_size=\[24, 12\]"
+    ):
+        _trainer(tmp_path, 1).fit(_SizedRecorder(), datamodule=_dm(corpus))

@@ -192,5 +192,7 @@ def test_optimizer_groups_schedule_and_frozen_parts() -> None:
 def test_crop_size_mismatch_is_one_readable_error(market_folder: Path) -> None:
     data = ReIDTrainDataModule(market_folder, dataset="folder", transform=CropTransform(image_size=(64, 32)))
     trainer = pl.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
-    with pytest.raises(ValueError, match=r"image_size \[32, 16\] differs from the data's crop size \[64, 32\]"):
+    with pytest.raises(
+        ValueError, match=r"transform.image_size=\[64, 32\] differs from the model's image_size=\[32, 16\]"
+    ):
         trainer.fit(ReIDFineTuneModule(**TINY), datamodule=data)

@@ -27,7 +27,6 @@ TINY = [
     "--data.init_args.pin_memory=false",
     "--data.init_args.batch_size=2",
     "--data.init_args.batches_per_epoch=2",
-    "--data.init_args.transform.image_size=[64,32]",
     "--model.init_args.image_size=[64,32]",
 ]
 

@@ -51,7 +51,6 @@ class VideoPairDataModule(LightningDataModule):
           class_path: isr_lightning.data.VideoPairDataModule
           init_args:
             root: /data/videos
-            transform: {image_size: [256, 128]}
             sampling: {delta_seconds: [0.5, 3.0], max_crops_per_pair: 32}
 
     Args:
@@ -59,8 +58,9 @@ class VideoPairDataModule(LightningDataModule):
             it to ``--data.root``, and raises :class:`~isr_lightning.data.sources.DataRootError`).
         batch_size: frame pairs per batch (per rank).
         batches_per_epoch: batches per rank per epoch.
-        transform: crop size (``image_size``: 256x128 for ReID, 224x224 for the Swin recipe;
-            equal to the model's), augmentation and normalisation (``None``: defaults).
+        transform: augmentation and normalisation (``None``: defaults); its crop size is the
+            model's ``image_size``, read when training starts (a different size stated here is
+            an error naming both).
         sampling: ``delta`` range, pairing, crop caps, visits (``None``: defaults).
         boxes: box source, score and size thresholds, ground-truth classes and id matching
             (``None``: defaults).
@@ -117,6 +117,7 @@ class VideoPairDataModule(LightningDataModule):
         if self.stream is not None:
             return
         h = self.hparams
+        self.transform = self.transform.for_model(self.trainer.lightning_module if self.trainer else None)
         shards = self.root if is_shard_folder(self.root) else None
         if shards is not None:
             self.clips = ShardIndex.read(shards).clip_list()

@@ -153,7 +153,7 @@ class VideoPairStream(IterableDataset):
         videos: dict[str, int] = {}
         # clips cut from one video (time windows) share its index: their people may be the same
         self.video_index = [videos.setdefault(clip.source, len(videos)) for clip in self.clips]
-        self.transform = transform
+        self.transform = transform.for_model(None)  # a size, or the default one (data modules set the model's)
         self.batch_size = batch_size
         self.batches_per_epoch = batches_per_epoch
         self.sampling = sampling or PairSampling()
@@ -168,7 +168,7 @@ class VideoPairStream(IterableDataset):
         if self.shards is None:
             self.crops = VideoCrops(
                 self.clips,
-                transform.image_size,
+                self.transform.image_size,
                 self.boxes,
                 self.sampling,
                 self._warn,
@@ -180,7 +180,7 @@ class VideoPairStream(IterableDataset):
         else:
             from isr_lightning.data.shards import ShardCrops
 
-            self.crops = ShardCrops(self.shards, transform.image_size, self.boxes, self.sampling)
+            self.crops = ShardCrops(self.shards, self.transform.image_size, self.boxes, self.sampling)
         # where the next iteration starts; the loader sets them before workers start
         self.rank, self.world_size = 0, 1
         self.epoch = 0

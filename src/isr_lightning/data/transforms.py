@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CropTransform", "crop_boxes", "resize_crops"]
+__all__ = ["DEFAULT_IMAGE_SIZE", "IMAGENET_MEAN", "IMAGENET_STD", "CropTransform", "crop_boxes", "resize_crops"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -72,12 +72,18 @@ def _gray(x: Tensor) -> Tensor:
     return gray.unsqueeze(1)
 
 
+DEFAULT_IMAGE_SIZE = (256, 128)
+"""The ReID crop size ``(H, W)`` of a transform used without a model."""
+
+
 @dataclass
 class CropTransform:
     """Resize, augment and normalise person crops.
 
     Args:
-        image_size: output ``(H, W)``; 256x128 is the ReID default, 224x224 for Swin.
+        image_size: output ``(H, W)``; ``None`` (default): the model's ``image_size``, which the
+            data modules read when training starts (:meth:`for_model`), so a recipe states the
+            crop size once, on the model. Without a model, :data:`DEFAULT_IMAGE_SIZE`.
         mean: per-channel mean subtracted after scaling to ``[0, 1]``.
         std: per-channel std.
         train: apply augmentation (otherwise resize + normalise only).
@@ -89,7 +95,7 @@ class CropTransform:
             after normalisation, i.e. the mean colour).
     """
 
-    image_size: tuple[int, int] = (256, 128)
+    image_size: tuple[int, int] | None = None
     mean: Sequence[float] = IMAGENET_MEAN
     std: Sequence[float] = IMAGENET_STD
     train: bool = True
@@ -97,6 +103,35 @@ class CropTransform:
     pad: int = 10
     color_jitter: float = 0.2
     erase_p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.image_size is not None:
+            self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+
+    def for_model(self, model: object | None) -> CropTransform:
+        """This transform at the crop size of ``model`` (its ``image_size``), the one place the size is set.
+
+        Args:
+            model: the LightningModule being trained (``None``: none attached yet).
+
+        Returns:
+            The transform with ``image_size`` set: the model's when this one has none, else
+            :data:`DEFAULT_IMAGE_SIZE` without a model.
+
+        Raises:
+            ValueError: this transform states another size than the model's (naming both).
+        """
+        size = getattr(model, "image_size", None)
+        size = None if size is None else (int(size[0]), int(size[1]))
+        if self.image_size is None:
+            return replace(self, image_size=size or DEFAULT_IMAGE_SIZE)
+        if size is not None and self.image_size != size:
+            raise ValueError(
+                f"the data's crop size transform.image_size={list(self.image_size)} differs from the model's "
+                f"image_size={list(size)}: state it once, on the model (model.init_args.image_size), and leave "
+                "the data's unset"
+            )
+        return self
 
     def resize(self, crops: Sequence[np.ndarray]) -> Tensor:
         """Resize crops to ``image_size`` (see :func:`resize_crops`).

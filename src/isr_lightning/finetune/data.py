@@ -137,7 +137,8 @@ class ReIDTrainDataModule(LightningDataModule):
             ``cuhk03-np-labeled`` or ``folder`` (any Market-1501 layout).
         transform: training crop transform (resize to ``image_size``, flip, pad and crop,
             colour jitter, random erasing, normalisation); ``None``: ``CropTransform()``
-            (256x128). Its ``image_size`` must equal the model's.
+            (256x128). Its crop size is the model's ``image_size`` (leave it unset; another
+            size is an error naming both).
         ids_per_batch: ``P``, identities per batch (per rank).
         images_per_id: ``K``, images per identity.
         synthetic: render ``root`` first (once; cached) with
@@ -205,8 +206,9 @@ class ReIDTrainDataModule(LightningDataModule):
 
     @property
     def image_size(self) -> tuple[int, int]:
-        """``(H, W)`` of the crops."""
-        return (int(self.transform.image_size[0]), int(self.transform.image_size[1]))
+        """``(H, W)`` of the crops (the model's once training starts)."""
+        size = self.transform.for_model(self.trainer.lightning_module if self.trainer else None).image_size
+        return (int(size[0]), int(size[1]))
 
     @property
     def num_classes(self) -> int:
@@ -241,6 +243,7 @@ class ReIDTrainDataModule(LightningDataModule):
         if not split.train:
             expected = _TRAIN_SPLIT_HINT[self.dataset]
             raise DataRootError(f"{self.root}: no training images for {self.dataset!r} (expected {expected})")
+        self.transform = self.transform.for_model(self.trainer.lightning_module if self.trainer else None)
         self.split = split
         self.train_items, self.label_pids = relabel(self.split.train)
         log.info("%s: %d training images of %d identities", self.split.name, len(self.train_items), self.num_classes)

@@ -48,7 +48,8 @@ class ReIDFineTuneModule(BackboneModuleMixin, LightningModule):
         embed_dim: size ``D`` of the projection; ``None``: no projection, the pooled backbone
             features (``D = F``; the ResNet-50 baseline's 2048-d). Must equal the checkpoint's to
             load an ISR checkpoint's projection.
-        image_size: ``(height, width)`` of the input crops; must equal the data's.
+        image_size: ``(height, width)`` of the input crops; the data modules read it (the one
+            place a recipe states it).
         num_classes: training identities; ``None``: read from the data module's ``num_classes``
             when training starts (it is then saved in the hyperparameters).
         label_smoothing: ``epsilon`` of the identity loss (0.1 in the baselines; 0 disables).
@@ -149,14 +150,11 @@ class ReIDFineTuneModule(BackboneModuleMixin, LightningModule):
 
     # -- Lightning -------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        """Check the crop size against the data's and build the classifier from its ``num_classes``."""
+        """Check the data's normalisation and build the classifier from its ``num_classes``.
+
+        (The crop size is the model's: the data module reads it, and refuses another one.)
+        """
         datamodule = self.trainer.datamodule
-        data_size = getattr(datamodule, "image_size", None)
-        if data_size is not None and tuple(data_size) != self.image_size:
-            raise ValueError(
-                f"model image_size {list(self.image_size)} differs from the data's crop size {list(data_size)}:"
-                " set both to the same [H, W]"
-            )
         transform = getattr(datamodule, "transform", None)
         mean = getattr(transform, "mean", None)
         if mean is not None and tuple(mean) != self.data_config["mean"]:
