@@ -99,17 +99,17 @@ def test_swin_size_and_pairing_options(corpus, pairing):
     assert all((d == 0) if pairing == "instance" else (1 <= d <= 5) for d in deltas)  # 25 fps
 
 
-def test_a_shard_smaller_than_a_batch_is_reported(corpus, caplog):
-    # 8 clips, 2 workers: 4 clips per shard, fewer than the 6 clips a batch wants
-    dm = VideoPairDataModule(corpus, batch_size=6, transform=CropTransform(image_size=(16, 8)), num_workers=2)
+def test_fewer_windows_than_streams_are_reported(corpus, caplog):
+    # 8 clips of 24 frames, windows of 8: 24 windows; 2 workers x 16 streams is more, 2 x 8 is not
+    dm = VideoPairDataModule(corpus, batch_size=16, transform=CropTransform(image_size=(16, 8)), num_workers=2)
     with caplog.at_level("WARNING", logger="isr_lightning.data.datamodule"):
         dm.setup("fit")
-    assert "fewer than clips_per_batch=6 per shard" in caplog.text
-    enough = VideoPairDataModule(corpus, batch_size=4, transform=CropTransform(image_size=(16, 8)), num_workers=2)
+    assert "24 windows of 8 frames for 32 streams" in caplog.text
+    enough = VideoPairDataModule(corpus, batch_size=8, transform=CropTransform(image_size=(16, 8)), num_workers=2)
     caplog.clear()
     with caplog.at_level("WARNING", logger="isr_lightning.data.datamodule"):
         enough.setup("fit")
-    assert "clips_per_batch" not in caplog.text
+    assert "streams share windows" not in caplog.text
 
 
 class _SizedRecorder(_Recorder):

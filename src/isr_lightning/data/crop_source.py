@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from torch import Tensor
@@ -26,12 +26,49 @@ from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import crop_boxes, resize_crops
 from isr_lightning.data.video import FrameReader, UnreadableVideoError, open_reader
 
-__all__ = ["CropRequest", "CropSource", "VideoCrops"]
+__all__ = ["LRU", "CropRequest", "CropSource", "VideoCrops", "WarnOnce"]
 
 log = logging.getLogger(__name__)
 
 CropRequest = tuple[int, np.ndarray]
 """``(MOT frame number, (K,) int64 rows of that frame's boxes in the clip's ClipIndex)``."""
+
+
+class LRU(OrderedDict):
+    """A mapping that keeps its ``maxsize`` most recently used entries (open readers, parsed clips)."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
+    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+        """The entry of ``key`` (now the most recent), made by ``make()`` when absent."""
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = make()
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
+        return value
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.maxsize,))  # a copy for another process starts empty
+
+
+class WarnOnce:
+    """Logs a skip once per key (a clip is reported once per process, not at every visit)."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def __call__(self, key: str, message: str) -> None:
+        """Log ``message`` as a warning unless ``key`` was logged before."""
+        if key not in self.keys:
+            self.keys.add(key)
+            log.warning("skipping: %s", message)
+
+    def __getstate__(self) -> dict:
+        return {"keys": set()}
 
 
 class CropSource(Protocol):
@@ -72,7 +109,7 @@ class VideoCrops:
         image_size: crop size ``(H, W)``.
         boxes: which boxes of a clip's files become crops.
         sampling: which frames can be sampled (and how far apart a pair's are).
-        warn: ``warn(key, message)`` logs a message once per key.
+        warn: ``warn(key, message)`` logs a message once per key (default: a :class:`WarnOnce`).
         decode_threads: decoder threads per reader.
         reader_cache: open readers kept (one per stream and clip).
         index_cache: clips whose parsed boxes are kept (files are parsed once per clip even
@@ -86,7 +123,7 @@ class VideoCrops:
         image_size: tuple[int, int],
         boxes: BoxSelection,
         sampling: PairSampling,
-        warn: Callable[[str, str], None],
+        warn: Callable[[str, str], None] | None = None,
         decode_threads: int = 1,
         reader_cache: int = 16,
         index_cache: int = 256,
@@ -96,7 +133,7 @@ class VideoCrops:
         self.image_size = tuple(image_size)
         self.boxes = boxes
         self.sampling = sampling
-        self.warn = warn
+        self.warn = warn or WarnOnce()
         self.decode_threads = decode_threads
         self.reader_cache = reader_cache
         self.index_cache = index_cache
@@ -105,14 +142,8 @@ class VideoCrops:
 
     def reset(self) -> None:
         """Drop open readers and parsed boxes."""
-        self._open: OrderedDict[tuple[int, int], FrameReader] = OrderedDict()  # (cursor, clip) -> reader
-        self._index: OrderedDict[int, ClipIndex] = OrderedDict()
-
-    def __getstate__(self) -> dict:
-        # open readers hold decoder handles: workers (fork or spawn) reopen their own clips
-        state = self.__dict__.copy()
-        state["_open"], state["_index"] = OrderedDict(), OrderedDict()
-        return state
+        self._open: LRU = LRU(self.reader_cache)  # (cursor, clip) -> reader
+        self._index: LRU = LRU(self.index_cache)  # clip -> ClipIndex
 
     def frame_counts(self) -> tuple[list[int], dict[int, SkipItem]]:
         """Open every clip once (a few threads) to read its frame count; see :class:`CropSource`."""
@@ -133,31 +164,25 @@ class VideoCrops:
 
     def _reader(self, index: int, cursor: int) -> FrameReader:
         """The open reader of clip ``index`` for ``cursor`` (a stream reading the clip forward)."""
-        key = (cursor, index)
-        if key in self._open:
-            self._open.move_to_end(key)
-            return self._open[key]
-        try:
-            reader = open_reader(self.clips[index], self.decode_threads, self.video_backend)
-        except UnreadableVideoError as err:
-            raise SkipItem("unreadable_video", str(err)) from err
-        self._open[key] = reader
-        while len(self._open) > self.reader_cache:
-            self._open.popitem(last=False)
-        return reader
+
+        def open_clip() -> FrameReader:
+            try:
+                return open_reader(self.clips[index], self.decode_threads, self.video_backend)
+            except UnreadableVideoError as err:
+                raise SkipItem("unreadable_video", str(err)) from err
+
+        return self._open.get_or_make((cursor, index), open_clip)
 
     def clip_index(self, index: int) -> ClipIndex:
         """The sampleable frames of clip ``index`` (its files parsed once, then kept)."""
-        if index in self._index:
-            self._index.move_to_end(index)
-            return self._index[index]
-        clip, reader = self.clips[index], self._reader(index, cursor=0)
-        frames = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.boxes, self.warn)
-        parsed = self.sampling.index_clip(frames, reader.fps, reader.num_frames, clip.source, reader.timestamps())
-        self._index[index] = parsed
-        while len(self._index) > self.index_cache:
-            self._index.popitem(last=False)
-        return parsed
+
+        def parse() -> ClipIndex:
+            clip, reader = self.clips[index], self._reader(index, cursor=0)
+            frames = read_clip_boxes(clip, reader.width, reader.height, reader.num_frames, self.boxes, self.warn)
+            times = reader.timestamps()
+            return self.sampling.index_clip(frames, reader.fps, reader.num_frames, clip.source, times)
+
+        return self._index.get_or_make(index, parse)
 
     def read(self, index: int, requests: Sequence[CropRequest], cursor: int = 0) -> list[Tensor]:
         """Decode the requested frames in one sorted call, cut the boxes, resize them.

@@ -12,7 +12,7 @@ from lightning.pytorch import LightningDataModule
 from isr_lightning.data.clip_index import BoxSelection, PairSampling
 from isr_lightning.data.loader import VideoPairLoader
 from isr_lightning.data.sharding import sampling_seed
-from isr_lightning.data.shards import ShardIndex, is_shard_folder
+from isr_lightning.data.shards import is_shard_folder
 from isr_lightning.data.sources import Clip, check_root, discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
@@ -118,35 +118,35 @@ class VideoPairDataModule(LightningDataModule):
             return
         h = self.hparams
         self.transform = self.transform.for_model(self.trainer.lightning_module if self.trainer else None)
-        shards = self.root if is_shard_folder(self.root) else None
-        if shards is not None:
-            self.clips = ShardIndex.read(shards).clip_list()
-            log.info("crop shards %s: %d clips", self.root, len(self.clips))
+        options = {
+            "batch_size": h.batch_size,
+            "batches_per_epoch": h.batches_per_epoch,
+            "sampling": self.sampling,
+            "boxes": self.boxes,
+            "seed": self.seed,
+        }
+        if is_shard_folder(self.root):  # the one place the source of the crops is chosen
+            self.stream = VideoPairStream.from_shards(self.root, self.transform, **options)
+            log.info("crop shards %s: %d clips", self.root, len(self.stream.clips))
         else:
-            self.clips = discover_clips(self.root, use_gt=h.use_gt)
-            log.info("video corpus %s: %d clips", self.root, len(self.clips))
-        self.stream = VideoPairStream(
-            self.clips,
-            self.transform,
-            batch_size=h.batch_size,
-            batches_per_epoch=h.batches_per_epoch,
-            sampling=self.sampling,
-            boxes=self.boxes,
-            seed=self.seed,
-            decode_threads=h.decode_threads,
-            video_backend=h.video_backend,
-            shards=shards,
-        )
-        num_shards = self._world_size() * max(1, h.num_workers)
-        if len(self.clips) < num_shards:
-            log.warning("%d clips for %d shards (ranks x workers): shards share clips", len(self.clips), num_shards)
-        elif len(self.clips) // num_shards < self.stream.clips_per_batch:
+            clips = discover_clips(self.root, use_gt=h.use_gt)
+            log.info("video corpus %s: %d clips", self.root, len(clips))
+            self.stream = VideoPairStream(
+                clips,
+                self.transform,
+                decode_threads=h.decode_threads,
+                video_backend=h.video_backend,
+                **options,
+            )
+        self.clips = self.stream.clips
+        streams = self._world_size() * max(1, h.num_workers) * self.stream.clips_per_batch
+        windows = sum(len(w) for w in self.stream.windows)
+        if windows < streams:
             log.warning(
-                "%d clips for %d shards give fewer than clips_per_batch=%d per shard: batches repeat clips, "
-                "whose people are then each other's negatives",
-                len(self.clips),
-                num_shards,
-                self.stream.clips_per_batch,
+                "%d windows of %d frames for %d streams (ranks x workers x clips_per_batch): streams share windows",
+                windows,
+                self.sampling.pairs_per_visit,
+                streams,
             )
 
     def train_dataloader(self) -> VideoPairLoader:

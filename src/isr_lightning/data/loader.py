@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader
 
 from isr_lightning.batch import FramePairBatch
 from isr_lightning.data.entry_point import check_entry_point_guard
-from isr_lightning.data.sharding import distributed_position
 from isr_lightning.data.stream import VideoPairStream
+from isr_lightning.distributed import rank_and_world_size
 
 __all__ = ["VideoPairLoader"]
 
@@ -97,7 +97,7 @@ class VideoPairLoader(DataLoader):
         self.epoch, self._next_epoch = epoch, epoch + 1
         self.stream.set_epoch(epoch)
         self.stream.start_batch = start
-        rank, world_size = distributed_position()
+        rank, world_size = rank_and_world_size()
         if world_size > 1:  # under DDP; otherwise keep what the caller set
             self.stream.rank, self.stream.world_size = rank, world_size
         self.batches_consumed = start

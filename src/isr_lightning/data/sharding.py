@@ -20,16 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-__all__ = ["Shard", "Window", "WindowStreams", "clip_windows", "distributed_position", "sampling_seed"]
-
-
-def distributed_position() -> tuple[int, int]:
-    """``(rank, world_size)`` of this process: from ``torch.distributed`` when initialised."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+__all__ = ["Shard", "Window", "WindowStreams", "clip_windows", "sampling_seed"]
 
 
 def sampling_seed(seed: int | None) -> int:

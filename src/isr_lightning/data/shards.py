@@ -28,7 +28,6 @@ import io
 import json
 import logging
 import os
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ import torch
 from torch import Tensor
 
 from isr_lightning.data.clip_index import BoxSelection, ClipIndex, PairSampling, SkipItem
-from isr_lightning.data.crop_source import CropRequest
+from isr_lightning.data.crop_source import LRU, CropRequest
 from isr_lightning.data.mot import FrameBoxes, clip_boxes
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import resize_crops
@@ -246,17 +245,15 @@ class ShardCrops:
     def reset(self) -> None:
         """Drop the open chunks and indexed clips."""
         self._chunks: _Chunks | None = None
-        self._clips: OrderedDict[int, _ShardClip] = OrderedDict()
+        self._clips: LRU = LRU(self.index_cache)  # clip -> _ShardClip
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_chunks"], state["_clips"] = None, OrderedDict()
-        return state
+        return {**self.__dict__, "_chunks": None}  # each process opens the chunks itself
 
     def _clip(self, index: int) -> _ShardClip:
-        if index in self._clips:
-            self._clips.move_to_end(index)
-            return self._clips[index]
+        return self._clips.get_or_make(index, lambda: self._index_clip(index))
+
+    def _index_clip(self, index: int) -> _ShardClip:
         entry = self.shard_index.clips[index]
         if entry["skip"] is not None:
             raise SkipItem(entry["skip"][0], entry["skip"][1])
@@ -270,11 +267,7 @@ class ShardCrops:
             rows = np.flatnonzero(keep)
             frames[f], positions[f] = fb.select(rows), rows
         parsed = self.sampling.index_clip(frames, entry["fps"], entry["num_frames"], entry["source"])
-        clip = _ShardClip(parsed, dict(zip(numbers.tolist(), items.tolist(), strict=True)), positions)
-        self._clips[index] = clip
-        while len(self._clips) > self.index_cache:
-            self._clips.popitem(last=False)
-        return clip
+        return _ShardClip(parsed, dict(zip(numbers.tolist(), items.tolist(), strict=True)), positions)
 
     def frame_counts(self) -> tuple[list[int], dict[int, SkipItem]]:
         """Frames of every clip, from the index.

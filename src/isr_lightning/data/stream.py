@@ -23,11 +23,11 @@ people would be each other's negatives. A window whose clip cannot be read or gi
 counted and the stream moves on to its next window; a stream that runs dry lends its place in
 the batches to the others.
 
-Where a clip's crops come from is the stream's :class:`~isr_lightning.data.crop_source.CropSource`:
-decoded from the videos (:class:`~isr_lightning.data.crop_source.VideoCrops`, the default) or
-read from crop shards written by ``isr-lightning extract``
-(:class:`~isr_lightning.data.shards.ShardCrops`, ``shards=`` or :meth:`VideoPairStream.from_shards`);
-everything above is the same for both.
+Where a clip's crops come from is the stream's :class:`~isr_lightning.data.crop_source.CropSource`,
+handed to it: decoded from the videos (:class:`~isr_lightning.data.crop_source.VideoCrops`, the
+default) or read from crop shards written by ``isr-lightning extract``
+(:class:`~isr_lightning.data.shards.ShardCrops`, :meth:`VideoPairStream.from_shards`); everything
+above is the same for both.
 """
 
 from __future__ import annotations
@@ -46,12 +46,13 @@ from torch.utils.data import IterableDataset, get_worker_info
 from isr_lightning.batch import FramePairBatch
 from isr_lightning.data.clip_index import BoxSelection, PairSampling, SkipItem
 from isr_lightning.data.collate import FramePairSample, collate_frame_pairs
-from isr_lightning.data.crop_source import CropSource, VideoCrops
+from isr_lightning.data.crop_source import CropSource, VideoCrops, WarnOnce
 from isr_lightning.data.mot import FrameBoxes
-from isr_lightning.data.sharding import Shard, Window, WindowStreams, clip_windows, distributed_position
+from isr_lightning.data.sharding import Shard, Window, WindowStreams, clip_windows
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.data.video import check_backend
+from isr_lightning.distributed import rank_and_world_size
 
 __all__ = ["VideoPairStream"]
 
@@ -89,21 +90,6 @@ class _StreamVisit:
     crops: dict[int, Tensor] = field(default_factory=dict)  # frame -> (K, 3, H, W) uint8
 
 
-class _WarnOnce:
-    """Logs a skip once per key (a clip is reported once per process, not at every visit)."""
-
-    def __init__(self) -> None:
-        self.keys: set[str] = set()
-
-    def __call__(self, key: str, message: str) -> None:
-        if key not in self.keys:
-            self.keys.add(key)
-            log.warning("skipping: %s", message)
-
-    def __getstate__(self) -> dict:
-        return {"keys": set()}
-
-
 class VideoPairStream(IterableDataset):
     """Frame pairs ``(t, t + delta)`` of a clip corpus, already collated into batches.
 
@@ -123,10 +109,10 @@ class VideoPairStream(IterableDataset):
             detection and ground-truth files are parsed only once.
         video_backend: ``"decord"`` (default), ``"pyav"`` or ``"torchcodec"`` (optional; see
             :class:`~isr_lightning.data.video.TorchCodecVideoReader`).
-        shards: a crop-shard folder written by ``isr-lightning extract``: crops are read from
-            it instead of decoded (``clips`` must then be its clips; see :meth:`from_shards`).
-            Boxes are filtered with ``score_threshold`` and ``min_box_size`` here; the other
-            box options were fixed at extraction.
+        crops: where the crops come from, chosen by the caller (the data module): ``None``
+            decodes the clips' videos (:class:`~isr_lightning.data.crop_source.VideoCrops`, with
+            the four options above); :meth:`from_shards` hands over the crops stored by
+            ``isr-lightning extract``.
     """
 
     def __init__(
@@ -142,7 +128,7 @@ class VideoPairStream(IterableDataset):
         reader_cache: int = 16,
         index_cache: int = 256,
         video_backend: str = "decord",
-        shards: str | None = None,
+        crops: CropSource | None = None,
     ) -> None:
         if not clips:
             raise ValueError("VideoPairStream needs at least one clip")
@@ -160,27 +146,20 @@ class VideoPairStream(IterableDataset):
         self.boxes = boxes or BoxSelection()
         self.clips_per_batch = self.sampling.clips_per_batch or batch_size
         self.seed = seed
-        self.shards = None if shards is None else str(shards)
         # not a bound method: the crop source must not refer back to the stream (a cycle would
         # leave open decoders to the garbage collector, which may run in a forked child)
-        self._warn = _WarnOnce()
-        self.crops: CropSource
-        if self.shards is None:
-            self.crops = VideoCrops(
-                self.clips,
-                self.transform.image_size,
-                self.boxes,
-                self.sampling,
-                self._warn,
-                decode_threads,
-                reader_cache,
-                index_cache,
-                video_backend,
-            )
-        else:
-            from isr_lightning.data.shards import ShardCrops
-
-            self.crops = ShardCrops(self.shards, self.transform.image_size, self.boxes, self.sampling)
+        self._warn = WarnOnce()
+        self.crops = crops or VideoCrops(
+            self.clips,
+            self.transform.image_size,
+            self.boxes,
+            self.sampling,
+            self._warn,
+            decode_threads,
+            reader_cache,
+            index_cache,
+            video_backend,
+        )
         # where the next iteration starts; the loader sets them before workers start
         self.rank, self.world_size = 0, 1
         self.epoch = 0
@@ -201,9 +180,11 @@ class VideoPairStream(IterableDataset):
                 when the sizes differ).
             **kwargs: the other :class:`VideoPairStream` options.
         """
-        from isr_lightning.data.shards import ShardIndex
+        from isr_lightning.data.shards import ShardCrops, ShardIndex
 
-        return cls(ShardIndex.read(root).clip_list(), transform, shards=str(root), **kwargs)
+        sampling, boxes = kwargs.get("sampling") or PairSampling(), kwargs.get("boxes") or BoxSelection()
+        crops = ShardCrops(str(root), transform.for_model(None).image_size, boxes, sampling)
+        return cls(ShardIndex.read(root).clip_list(), transform, crops=crops, **kwargs)
 
     def _reset_caches(self) -> None:
         # open readers hold decoder handles and file offsets: never share them across processes
@@ -402,7 +383,7 @@ class VideoPairStream(IterableDataset):
         info = get_worker_info()
         num_workers, worker = (info.num_workers, info.id) if info else (1, 0)
         rank, world_size = self.rank, self.world_size
-        if info is None and distributed_position()[1] > 1:  # iterated in the main process under DDP
-            rank, world_size = distributed_position()
+        if info is None and rank_and_world_size()[1] > 1:  # iterated in the main process under DDP
+            rank, world_size = rank_and_world_size()
         for b in range(self.start_batch + worker, self.batches_per_epoch, num_workers):
             yield self.make_batch(self.epoch, rank, world_size, num_workers, b)
