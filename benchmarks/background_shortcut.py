@@ -29,7 +29,7 @@ from scipy.optimize import linear_sum_assignment
 
 from isr_lightning import ISRModule
 from isr_lightning.data.transforms import CropTransform
-from isr_lightning.synth.video import ClipSimulator, CorpusConfig
+from isr_lightning.synth import ClipSimulator, CorpusConfig
 
 GREY = 128
 VIEWS = ("full", "person only", "background only")

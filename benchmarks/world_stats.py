@@ -24,7 +24,7 @@ from PIL import Image
 
 from isr_lightning.demo import DEFAULT_CACHE, prepare_demo_data
 from isr_lightning.evaluation import ReIDSplit, evaluate_reid
-from isr_lightning.synth.video import ClipSimulator, CorpusConfig
+from isr_lightning.synth import ClipSimulator, CorpusConfig
 
 
 def appearance_change(num_clips: int, deltas_s: list[float]) -> list[tuple[float, float, float]]:

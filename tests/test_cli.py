@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from isr_lightning.cli import COMMANDS, function_parser, load_command, main, run_function
-from isr_lightning.evaluation.engine import evaluate_reid
 from isr_lightning.synth.benchmark import BenchmarkConfig
-from isr_lightning.synth.video import CorpusConfig
+from isr_lightning.synth.config import CorpusConfig
 
 
 @dataclass(frozen=True)
@@ -133,9 +131,7 @@ def test_synth_options_are_the_config_fields_with_their_defaults(subcommand: str
     assert {key: defaults[key] for key in expected} == expected
 
 
-def test_evaluation_options_are_the_protocol_parameters() -> None:
+def test_evaluation_options_are_the_protocol_fields() -> None:
     defaults = _defaults("evaluate-features")
-    protocol = {
-        p.name: p.default for p in inspect.signature(evaluate_reid).parameters.values() if p.default is not p.empty
-    }
-    assert len(protocol) == 10 and {key: defaults[key] for key in protocol} == protocol
+    protocol = dataclasses.asdict(ReIDProtocol())
+    assert len(protocol) == 9 and {key: defaults[key] for key in protocol} == protocol

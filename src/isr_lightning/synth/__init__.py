@@ -17,16 +17,11 @@ from isr_lightning.synth.benchmark import (
     BenchmarkInfo,
     generate_benchmark,
 )
+from isr_lightning.synth.clip import ClipSimulator
+from isr_lightning.synth.config import CorpusConfig, DetectorNoise
 from isr_lightning.synth.identity import Outfit, sample_outfit
 from isr_lightning.synth.render import SpriteBank, render_person
-from isr_lightning.synth.video import (
-    ClipSimulator,
-    CorpusConfig,
-    CorpusInfo,
-    DetectorNoise,
-    generate_corpus,
-    write_preview,
-)
+from isr_lightning.synth.video import CorpusInfo, generate_corpus, write_preview
 
 __all__ = [
     "BenchmarkConfig",
