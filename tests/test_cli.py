@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from isr_lightning.cli import COMMANDS, function_parser, load_command, main, run_function
+from isr_lightning.evaluation.protocol import ReIDProtocol
 from isr_lightning.synth.benchmark import BenchmarkConfig
 from isr_lightning.synth.config import CorpusConfig
 
