@@ -60,6 +60,25 @@ class FrameReader(Protocol):
         ...
 
 
+def _sorted_read(reader: Any, indices: Sequence[int], decode: Any) -> np.ndarray:
+    """Frames ``indices`` (any order, repeats allowed) from one ``decode(sorted unique indices)`` call.
+
+    Raises:
+        IndexError: an index outside ``[0, reader.num_frames)``.
+        UnreadableVideoError: the decoder failed (the message names the file and the frames).
+    """
+    idx = [int(i) for i in indices]
+    if any(i < 0 or i >= reader.num_frames for i in idx):
+        raise IndexError(f"{reader.source}: frame index out of range [0, {reader.num_frames})")
+    uniq = sorted(set(idx))
+    try:
+        frames = decode(uniq)
+    except Exception as err:
+        raise UnreadableVideoError(f"cannot decode frames {uniq} of {reader.source}: {err}") from err
+    pos = {v: k for k, v in enumerate(uniq)}
+    return frames[[pos[i] for i in idx]]
+
+
 class DecordVideoReader:
     """Video reader backed by decord.
 
@@ -108,16 +127,7 @@ class DecordVideoReader:
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         """Decode ``indices`` (0-based) with one seek + batch decode; see :class:`FrameReader`."""
-        idx = [int(i) for i in indices]
-        if any(i < 0 or i >= self.num_frames for i in idx):
-            raise IndexError(f"{self.source}: frame index out of range [0, {self.num_frames})")
-        uniq = sorted(set(idx))
-        try:
-            frames = self._vr.get_batch(uniq).asnumpy()
-        except Exception as err:
-            raise UnreadableVideoError(f"cannot decode frames {uniq} of {self.source}: {err}") from err
-        pos = {v: k for k, v in enumerate(uniq)}
-        return frames[[pos[i] for i in idx]]
+        return _sorted_read(self, indices, lambda uniq: self._vr.get_batch(uniq).asnumpy())
 
 
 class PyAVVideoReader:
@@ -279,16 +289,7 @@ class TorchCodecVideoReader:
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         """Decode ``indices`` (0-based) in one sorted call; see :class:`FrameReader`."""
-        idx = [int(i) for i in indices]
-        if any(i < 0 or i >= self.num_frames for i in idx):
-            raise IndexError(f"{self.source}: frame index out of range [0, {self.num_frames})")
-        uniq = sorted(set(idx))
-        try:
-            frames = self._decoder.get_frames_at(uniq).data.cpu().numpy()
-        except Exception as err:
-            raise UnreadableVideoError(f"cannot decode frames {uniq} of {self.source}: {err}") from err
-        pos = {v: k for k, v in enumerate(uniq)}
-        return frames[[pos[i] for i in idx]]
+        return _sorted_read(self, indices, lambda uniq: self._decoder.get_frames_at(uniq).data.cpu().numpy())
 
 
 VIDEO_BACKENDS = {"decord": DecordVideoReader, "pyav": PyAVVideoReader, "torchcodec": TorchCodecVideoReader}
