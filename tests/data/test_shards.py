@@ -224,6 +224,10 @@ def test_extract_errors_and_an_interrupted_run_restarts_to_the_same_bytes(run_cl
     missing = run_cli("isr-lightning", "extract", str(tmp_path / "nope"), str(tmp_path / "o"), check=False)
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
     assert "not found" in missing.stderr
+    remote = run_cli("isr-lightning", "extract", str(corpus), "s3://bucket/shards", check=False)
+    assert remote.returncode == 1 and len(remote.stderr.strip().splitlines()) == 1
+    assert "s3://bucket/shards is on object storage" in remote.stderr
+    assert not (tmp_path / "s3:").exists()  # never a local folder named after the scheme
     (tmp_path / "file").write_text("")
     unwritable = run_cli("isr-lightning", "extract", str(corpus), str(tmp_path / "file" / "out"), check=False)
     assert unwritable.returncode == 1 and unwritable.stderr.startswith("isr-lightning extract: error: cannot write to")

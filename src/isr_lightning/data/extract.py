@@ -36,7 +36,7 @@ from isr_lightning.data.clip_index import BoxSelection, SkipItem, label_boxes, r
 from isr_lightning.data.detectors import Detector
 from isr_lightning.data.mot import FrameBoxes
 from isr_lightning.data.shards import BOXES_FILE, CHUNKS_DIR, FORMAT_VERSION, SHARD_INDEX, ShardIndex, encode_crops
-from isr_lightning.data.sources import Clip, discover_clips
+from isr_lightning.data.sources import Clip, discover_clips, local_path
 from isr_lightning.data.transforms import crop_boxes, resize_crops
 from isr_lightning.data.video import FrameReader, UnreadableVideoError, open_reader
 from isr_lightning.progress import Progress
@@ -361,7 +361,7 @@ def extract_corpus(
     """
     from litdata import optimize
 
-    out = Path(out)
+    out = local_path(out, "the shard folder")
     if jpeg_quality is not None and not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be in [1, 100] or None, got {jpeg_quality}")
     if (out / SHARD_INDEX).is_file():
@@ -426,7 +426,7 @@ def extract_corpus(
     }
 
 
-def extract(root: str, out: Path, **options: Any) -> None:
+def extract(root: str, out: str, **options: Any) -> None:
     """Decode a corpus once and store its person crops as LitData shards (docs/data.md).
 
     Args:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import fsspec
 
 from isr_lightning.data.mot import read_seqinfo
 
-__all__ = ["VIDEO_EXTENSIONS", "Clip", "discover_clips", "read_manifest"]
+__all__ = ["VIDEO_EXTENSIONS", "Clip", "discover_clips", "local_path", "read_manifest"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 MANIFEST_EXTENSIONS = (".csv", ".jsonl", ".json", ".ndjson")
@@ -86,6 +87,29 @@ def check_root(root: str | Path | None) -> None:
         )
     if "://" not in str(root) and not Path(root).exists():
         raise DataRootError(f"data root not found: {root}. {ROOT_HINT}")
+
+
+def local_path(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a local :class:`~pathlib.Path`; a URL is refused, never made a local folder.
+
+    ``Path("s3://bucket/x")`` is the local path ``s3:/bucket/x``: writing there would put a
+    folder named ``s3:`` in the working directory while the user believes the data went to the
+    store.
+
+    Args:
+        path: the path the user gave.
+        what: what the path is for, named in the error (``"the shard folder"``).
+
+    Raises:
+        DataRootError: ``path`` is a URL (``scheme://``) other than ``file://``.
+    """
+    text = os.fspath(path)
+    if _is_url(text):
+        raise DataRootError(
+            f"{what} {text} is on object storage, which this version cannot read or write: only manifests "
+            "(.csv/.jsonl) may be URLs and list URL videos; copy the folder to a local disk"
+        )
+    return Path(text.removeprefix("file://"))
 
 
 def _is_url(path: str) -> bool:
@@ -221,7 +245,7 @@ def discover_clips(root: str | Path, use_gt: bool = True) -> list[Clip]:
         if not clips:
             raise DataRootError(f"manifest {root_str} lists no clips. {ROOT_HINT}")
         return clips
-    path = Path(root_str)
+    path = local_path(root_str, "data root")
     if not path.exists():
         raise FileNotFoundError(f"data root not found: {root_str}")
     if path.is_file():
