@@ -118,26 +118,13 @@ class VideoPairDataModule(LightningDataModule):
             return
         h = self.hparams
         self.transform = self.transform.for_model(self.trainer.lightning_module if self.trainer else None)
-        options = {
-            "batch_size": h.batch_size,
-            "batches_per_epoch": h.batches_per_epoch,
-            "sampling": self.sampling,
-            "boxes": self.boxes,
-            "seed": self.seed,
-        }
-        if is_shard_folder(self.root):  # the one place the source of the crops is chosen
-            self.stream = VideoPairStream.from_shards(self.root, self.transform, **options)
-            log.info("crop shards %s: %d clips", self.root, len(self.stream.clips))
-        else:
-            clips = discover_clips(self.root, use_gt=h.use_gt)
-            log.info("video corpus %s: %d clips", self.root, len(clips))
-            self.stream = VideoPairStream(
-                clips,
-                self.transform,
-                decode_threads=h.decode_threads,
-                video_backend=h.video_backend,
-                **options,
-            )
+        self.stream = self.build_stream(
+            batch_size=h.batch_size,
+            batches_per_epoch=h.batches_per_epoch,
+            sampling=self.sampling,
+            boxes=self.boxes,
+            seed=self.seed,
+        )
         self.clips = self.stream.clips
         streams = self._world_size() * max(1, h.num_workers) * self.stream.clips_per_batch
         windows = sum(len(w) for w in self.stream.windows)
@@ -148,6 +135,32 @@ class VideoPairDataModule(LightningDataModule):
                 self.sampling.pairs_per_visit,
                 streams,
             )
+
+    def build_stream(self, **options: Any) -> VideoPairStream:
+        """The frame-pair stream of ``root``: the one place the source of the crops is chosen.
+
+        A folder written by ``isr-lightning extract`` gives its stored crops, anything else
+        is a video corpus decoded as training goes. Override it for another source of crops
+        (a :class:`~isr_lightning.data.crop_source.CropSource` handed to
+        :class:`VideoPairStream` as ``crops``; docs/extending.md).
+
+        Args:
+            **options: the stream's sampling options (``batch_size``, ``batches_per_epoch``,
+                ``sampling``, ``boxes``, ``seed``), the same for every source.
+        """
+        if is_shard_folder(self.root):
+            stream = VideoPairStream.from_shards(self.root, self.transform, **options)
+            log.info("crop shards %s: %d clips", self.root, len(stream.clips))
+            return stream
+        clips = discover_clips(self.root, use_gt=self.hparams.use_gt)
+        log.info("video corpus %s: %d clips", self.root, len(clips))
+        return VideoPairStream(
+            clips,
+            self.transform,
+            decode_threads=self.hparams.decode_threads,
+            video_backend=self.hparams.video_backend,
+            **options,
+        )
 
     def train_dataloader(self) -> VideoPairLoader:
         """The training loader (one per call; keeps the resume position)."""
