@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from isr_lightning.data.entry_point import check_entry_point_guard
+from isr_lightning.data.video import DEFAULT_VIDEO_BACKEND
 from isr_lightning.evaluation.datasets import eval_transform
 
 __all__ = [
@@ -230,7 +231,7 @@ class VideoCropDataset(Dataset):
         box_source: ``"detections"`` or ``"gt"``.
         score_threshold: minimum detection score (``None``: keep all).
         min_box_size: minimum box width and height in pixels.
-        video_backend: ``"decord"``, ``"pyav"`` or ``"torchcodec"``.
+        video_backend: ``"pyav"`` (default), ``"decord"`` or ``"torchcodec"``.
 
     Raises:
         ValueError: no box in the whole corpus.
@@ -243,7 +244,7 @@ class VideoCropDataset(Dataset):
         box_source: str = "detections",
         score_threshold: float | None = None,
         min_box_size: float = 8.0,
-        video_backend: str = "decord",
+        video_backend: str = DEFAULT_VIDEO_BACKEND,
     ) -> None:
         from isr_lightning.data.mot import MalformedDetectionsError, filter_boxes, read_mot_file
         from isr_lightning.data.sources import discover_clips

@@ -90,7 +90,8 @@ def test_bad_items_in_the_streams_of_ranks_and_workers(bad_corpus):
 
 
 def test_shard_of_only_bad_clips_raises(bad_corpus):
-    clips = [c for c in discover_clips(bad_corpus) if c.clip_id != "good"]
+    # truncated_data keeps its decodable first part (PyAV, the default backend): not a bad clip here
+    clips = [c for c in discover_clips(bad_corpus) if c.clip_id not in ("good", "truncated_data")]
     stream = VideoPairStream(clips, SMALL, 2, 2, sampling=PairSampling(delta_frames=(5, 8)))
     with pytest.raises(RuntimeError, match="no usable clip"):
         stream.make_batch(0, 0, 1, 1, 0)

@@ -270,7 +270,9 @@ def test_bad_clips_are_skipped_and_counted_as_training_from_video_counts_them(ba
         except SkipItem as err:
             reasons[Path(clip.source).stem] = err.reason
     assert reasons == EXPECTED
-    video = VideoPairStream(discover_clips(bad_corpus), SMALL, **options)
+    # decord refuses the truncated clips whole, as extraction does; PyAV (the default) would train on
+    # the decodable half of truncated_data, which extraction drops with the clip
+    video = VideoPairStream(discover_clips(bad_corpus), SMALL, video_backend="decord", **options)
     for b in range(5):
         want, got = video.make_batch(0, 0, 1, 1, b), stored.make_batch(0, 0, 1, 1, b)
         assert got.skipped == want.skipped and _summary(got) == _summary(want)

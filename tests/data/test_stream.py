@@ -105,9 +105,12 @@ def _later_frames(batches, window):
     )
 
 
-def test_streams_split_the_windows_between_ranks_and_workers(corpus):
-    # 8 clips x 3 windows of 8 frames over 2 ranks x 2 workers x 2 streams: 3 windows a stream a round
-    options = {"batch_size": 2, "clips_per_batch": 2, "batches_per_epoch": 48}
+@pytest.mark.parametrize("open_clips", [2, 6])
+def test_streams_split_the_windows_between_ranks_and_workers(corpus, open_clips):
+    # 8 clips x 3 windows of 8 frames over 2 ranks x 2 workers x open_clips streams: 6 windows a
+    # worker a round, in 3 visits of 2 streams or 1 visit of 6
+    options = {"batch_size": 2, "clips_per_batch": 2, "open_clips": open_clips, "batches_per_epoch": 48}
+    visits, per_visit = 6 // open_clips, 8 * open_clips // 2  # batches a visit fills: 8 turns x streams / 2
     per_rank = []
     for rank in range(2):
         stream = _stream(corpus, **options)
@@ -117,19 +120,22 @@ def test_streams_split_the_windows_between_ranks_and_workers(corpus):
     owners: dict[tuple[int, int], list] = {}
     for rank in range(2):
         for worker in range(2):
-            for visit in range(3):
+            for visit in range(visits):
                 for window in stream.worker_windows(0, Shard(rank, 2, worker, 2), visit):
                     owners.setdefault((window.clip, window.start), []).append((rank, worker, visit))
     assert len(owners) == 24 and all(len(o) == 1 for o in owners.values())  # every window once a round
     for rank, batches in enumerate(per_rank):
         assert len(batches) == 48
         for worker in range(2):
-            mine = batches[worker::2]  # the worker's batches, 8 per visit
-            for visit in range(3):
+            mine = batches[worker::2]  # the worker's batches
+            for visit in range(visits):
+                in_visit = mine[visit * per_visit : (visit + 1) * per_visit]
+                # a batch's two pairs come from two streams (two windows)
+                assert all(len(set(zip(b.clip_index.tolist(), (b.frame_ids[:, 1] - 1) // 8))) == 2 for b in in_visit)
                 for window in stream.worker_windows(0, Shard(rank, 2, worker, 2), visit):
                     # every frame of the window with a partner (frame 1 has none) is a later frame, and the
-                    # stream gives one pair to each of the visit's 8 batches (a short window repeats one)
-                    later = _later_frames(mine[visit * 8 : (visit + 1) * 8], window)
+                    # stream gives one pair at each of the visit's 8 turns (a short window repeats one)
+                    later = _later_frames(in_visit, window)
                     assert set(later) == {f for f in range(window.start, window.stop) if f > 1} and len(later) == 8
 
 
@@ -248,7 +254,7 @@ def test_a_stream_decodes_its_clips_forward_once_and_gives_one_pair_to_each_batc
     open_reader = stream_module.open_reader
     monkeypatch.setattr(stream_module, "open_reader", recording_reader)
     # 3 streams; windows of 4 frames: 8 clips x 6 windows = 16 windows a stream a round
-    stream = _stream(corpus, batch_size=3, pairs_per_visit=4, batches_per_epoch=64)
+    stream = _stream(corpus, batch_size=3, open_clips=3, pairs_per_visit=4, batches_per_epoch=64)
     batches = [stream.make_batch(0, 0, 1, 1, b) for b in range(64)]
     assert len(decodes) == 3 * 16  # one decode call a stream a visit
     decoded = [(source, f) for source, indices in decodes for f in indices]

@@ -322,11 +322,11 @@ class ClipIndex:
 class PairSampling:
     """How frame pairs are drawn from a clip and grouped into batches.
 
-    A loader worker streams ``clips_per_batch`` clips at once, each decoded forward
+    A loader worker streams ``open_clips`` clips at once, each decoded forward
     ``pairs_per_visit`` frames at a time (a *visit*): every frame of the visit that has people
     becomes the later frame of one pair, its earlier partner drawn from the frames ``delta``
-    before it (kept from the decoding so far), and the visit's pairs are spread over the
-    worker's next ``pairs_per_visit`` batches. See ``docs/data.md``.
+    before it (kept from the decoding so far), and the visit's pairs are shuffled over the
+    worker's next batches, ``clips_per_batch`` clips in each. See ``docs/data.md``.
 
     Args:
         pairing: ``"temporal"`` (frames ``t`` and ``t + delta``: ISR) or ``"instance"`` (one
@@ -340,10 +340,16 @@ class PairSampling:
             a random subset drawn once per frame); ``None``: no cap.
         max_crops_per_batch: cap on the crops of a batch (whole pairs past it are dropped
             and counted as ``crop_cap``); ``None``: no cap.
-        clips_per_batch: clips a worker streams at once, each giving one pair to every batch
-            (``None``: the batch size).
-        pairs_per_visit: frames a visit decodes forward from each clip, and batches its pairs
-            are spread over.
+        clips_per_batch: distinct clips (streams) that give a batch its pairs (``None``: the
+            batch size).
+        open_clips: clips a worker streams at once, rounded up to a multiple of
+            ``clips_per_batch`` (``None``: ``clips_per_batch``). Each batch draws its clips from
+            all of them, so the people a run sees change ``open_clips / clips_per_batch`` times
+            faster than with ``clips_per_batch`` streams walking their clips forward; each open
+            clip holds one decoder (a PyAV reader a few MB; decord's grow with what they
+            decode) and the crops of its kept frames (docs/data.md).
+        pairs_per_visit: frames a visit decodes forward from each clip (one pair per frame
+            with people).
         partner_candidates: about how many earlier frames of the ``delta`` range a later frame
             chooses its partner from (every ``k``-th frame): the crops the stream keeps while
             decoding forward are those of fewer frames (memory) when it is below the frames
@@ -357,6 +363,7 @@ class PairSampling:
     max_crops_per_pair: int | None = 64
     max_crops_per_batch: int | None = None
     clips_per_batch: int | None = None
+    open_clips: int | None = 16
     pairs_per_visit: int = 8
     partner_candidates: int = 16
 
@@ -374,8 +381,9 @@ class PairSampling:
             raise ValueError(f"max_crops_per_pair must be >= 2, got {self.max_crops_per_pair}")
         if self.pairs_per_visit < 1 or self.partner_candidates < 1:
             raise ValueError("pairs_per_visit and partner_candidates must be >= 1")
-        if self.clips_per_batch is not None and self.clips_per_batch < 1:
-            raise ValueError("clips_per_batch must be >= 1")
+        for name in ("clips_per_batch", "open_clips"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         # plain tuples whatever the caller passed (lists from a config file)
         object.__setattr__(self, "delta_frames", (int(lo), int(hi)))
         if self.delta_seconds is not None:

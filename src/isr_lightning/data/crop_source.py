@@ -24,7 +24,7 @@ from torch import Tensor
 from isr_lightning.data.clip_index import BoxSelection, ClipIndex, PairSampling, SkipItem, read_clip_boxes
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import crop_boxes, resize_crops
-from isr_lightning.data.video import FrameReader, UnreadableVideoError, open_reader
+from isr_lightning.data.video import DEFAULT_VIDEO_BACKEND, FrameReader, UnreadableVideoError, open_reader
 
 __all__ = ["LRU", "CropRequest", "CropSource", "VideoCrops", "WarnOnce"]
 
@@ -114,7 +114,7 @@ class VideoCrops:
         reader_cache: open readers kept (one per stream and clip).
         index_cache: clips whose parsed boxes are kept (files are parsed once per clip even
             when its reader is reopened).
-        video_backend: ``"decord"``, ``"pyav"`` or ``"torchcodec"``.
+        video_backend: ``"pyav"`` (default), ``"decord"`` or ``"torchcodec"``.
     """
 
     def __init__(
@@ -127,7 +127,7 @@ class VideoCrops:
         decode_threads: int = 1,
         reader_cache: int = 16,
         index_cache: int = 256,
-        video_backend: str = "decord",
+        video_backend: str = DEFAULT_VIDEO_BACKEND,
     ) -> None:
         self.clips = list(clips)
         self.image_size = tuple(image_size)

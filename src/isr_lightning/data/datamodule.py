@@ -16,6 +16,7 @@ from isr_lightning.data.shards import is_shard_folder
 from isr_lightning.data.sources import Clip, check_root, discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
+from isr_lightning.data.video import DEFAULT_VIDEO_BACKEND
 
 __all__ = ["VideoPairDataModule"]
 
@@ -67,7 +68,7 @@ class VideoPairDataModule(LightningDataModule):
         use_gt: read ground-truth files when present (track ids for diagnostics).
         num_workers: dataloader workers per rank.
         decode_threads: decoder threads per worker.
-        video_backend: ``"decord"``, ``"pyav"`` or ``"torchcodec"`` (see ``docs/benchmarks.md``).
+        video_backend: ``"pyav"`` (default), ``"decord"`` or ``"torchcodec"`` (see ``docs/benchmarks.md``).
         seed: sampling seed (clip order and draws are a function of seed, epoch, rank, batch);
             ``None`` (default): the seed of ``seed_everything`` (LightningCLI's
             ``--seed_everything``), read when the data is set up, else 0. A second seed of a run
@@ -86,7 +87,7 @@ class VideoPairDataModule(LightningDataModule):
         use_gt: bool = True,
         num_workers: int = 2,
         decode_threads: int = 1,
-        video_backend: str = "decord",
+        video_backend: str = DEFAULT_VIDEO_BACKEND,
         seed: int | None = None,
         pin_memory: bool = False,
     ) -> None:

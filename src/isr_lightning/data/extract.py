@@ -38,7 +38,7 @@ from isr_lightning.data.mot import FrameBoxes
 from isr_lightning.data.shards import BOXES_FILE, CHUNKS_DIR, FORMAT_VERSION, SHARD_INDEX, ShardIndex, encode_crops
 from isr_lightning.data.sources import Clip, discover_clips, local_path
 from isr_lightning.data.transforms import crop_boxes, resize_crops
-from isr_lightning.data.video import FrameReader, UnreadableVideoError, open_reader
+from isr_lightning.data.video import DEFAULT_VIDEO_BACKEND, FrameReader, UnreadableVideoError, open_reader
 from isr_lightning.progress import Progress
 
 __all__ = ["extract", "extract_corpus", "kept_frames"]
@@ -320,7 +320,7 @@ def extract_corpus(
     fps: float | None = None,
     boxes: BoxSelection | None = None,
     use_gt: bool = True,
-    video_backend: str = "decord",
+    video_backend: str = DEFAULT_VIDEO_BACKEND,
     chunk: int = 32,
     chunk_bytes: str = "64MB",
     jpeg_quality: int | None = None,
@@ -337,7 +337,7 @@ def extract_corpus(
         boxes: which boxes (default :class:`BoxSelection`); ``min_box_size`` and
             ``score_threshold`` are forced to ``1`` and ``None``: training applies its own.
         use_gt: read ground-truth files (ids) when present.
-        video_backend: ``"decord"``, ``"pyav"`` or ``"torchcodec"``.
+        video_backend: ``"pyav"`` (default), ``"decord"`` or ``"torchcodec"``.
         chunk: frames decoded per call.
         chunk_bytes: LitData chunk size.
         jpeg_quality: store each frame's crops as one JPEG of this quality (1-100; about 10x

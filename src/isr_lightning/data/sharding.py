@@ -3,9 +3,9 @@
 Clips are cut into *windows* of consecutive frames (:func:`clip_windows`). At each round of an
 epoch the clips are permuted with ``(seed, epoch, round)`` (identical on every rank), their
 windows laid end to end in that order, and the sequence cut into ``S`` contiguous *streams* of
-(nearly) equal length, ``S = world_size * num_workers * clips_per_batch``
+(nearly) equal length, ``S = world_size * num_workers * open_clips``
 (:class:`WindowStreams`). Worker ``w`` of rank ``r`` owns streams
-``(r * num_workers + w) * clips_per_batch + k``; its visit ``v`` decodes window ``v`` of each
+``(r * num_workers + w) * open_clips + k``; its visit ``v`` decodes window ``v`` of each
 of them. A stream therefore runs through its clips forward, window after window (the decoder
 continues where it stopped), and every window is visited once per round: across ranks and
 workers no frame is sampled twice in a round. One long video is cut among all streams.

@@ -8,20 +8,24 @@ Every batch is a pure function of ``(seed, epoch, rank, batch number)`` and of t
   decoded again, nothing after it changes.
 
 Batch ``b`` of a rank belongs to dataloader worker ``b % num_workers``. A worker owns
-``clips_per_batch`` *streams*: contiguous runs of the corpus's windows of ``pairs_per_visit``
-frames (:class:`~isr_lightning.data.sharding.WindowStreams`), so each stream goes through its
-clips forward, window after window, and no window is given to two workers in a round. The
-worker's batches come in *visits* of ``pairs_per_visit`` batches: a visit decodes the next
-window of each of its streams in one forward pass (the decoder continues where the previous
-visit stopped), cuts and resizes the boxes of every frame on uint8, and makes every frame of
-the window that has people the later frame of one pair, its partner drawn from the frames
-``delta`` before it (whose crops the stream kept from earlier visits:
-:class:`~isr_lightning.data.clip_index.ClipIndex` puts them on a grid of about
-``partner_candidates`` frames). The visit's pairs are spread over its batches at random, one
-pair per stream and batch: pairs of one clip stay out of each other's batches, where their
-people would be each other's negatives. A window whose clip cannot be read or gives no pair is
-counted and the stream moves on to its next window; a stream that runs dry lends its place in
-the batches to the others.
+``open_clips`` *streams* (:class:`~isr_lightning.data.clip_index.PairSampling`; a multiple of
+``clips_per_batch``): contiguous runs of the corpus's windows of ``pairs_per_visit`` frames
+(:class:`~isr_lightning.data.sharding.WindowStreams`), so each stream goes through its clips
+forward, window after window, and no window is given to two workers in a round. A *visit*
+decodes the next window of each of the worker's streams in one forward pass (the decoder
+continues where the previous visit stopped), cuts and resizes the boxes of every frame on
+uint8, and makes every frame of the window that has people the later frame of one pair, its
+partner drawn from the frames ``delta`` before it (whose crops the stream kept from earlier
+visits: :class:`~isr_lightning.data.clip_index.ClipIndex` puts them on a grid of about
+``partner_candidates`` frames). The visit's pairs are shuffled over its
+``pairs_per_visit * open_clips / clips_per_batch`` batches: each batch takes one pair from each
+of ``clips_per_batch`` streams drawn at random, so pairs of one clip stay out of each other's
+batches (where their people would be each other's negatives) and the people of consecutive
+batches come from all the open clips, not from the same few for as long as a clip lasts (on
+the demo's corpus, 8 open clips per worker instead of 16 cost a third of mall rank-1 after 300
+steps: docs/benchmarks.md). A window whose clip cannot be read or gives no pair is counted and
+the stream moves on to its next window; a stream that runs dry lends its place in the batches
+to the others.
 
 Where a clip's crops come from is the stream's :class:`~isr_lightning.data.crop_source.CropSource`,
 handed to it: decoded from the videos (:class:`~isr_lightning.data.crop_source.VideoCrops`, the
@@ -51,7 +55,7 @@ from isr_lightning.data.mot import FrameBoxes
 from isr_lightning.data.sharding import Shard, Window, WindowStreams, clip_windows
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import CropTransform
-from isr_lightning.data.video import check_backend
+from isr_lightning.data.video import DEFAULT_VIDEO_BACKEND, check_backend
 from isr_lightning.distributed import rank_and_world_size
 
 __all__ = ["VideoPairStream"]
@@ -73,7 +77,7 @@ class _ResizedPair:
 
 @dataclass
 class _Visit:
-    """The pairs of ``pairs_per_visit`` consecutive batches of a worker."""
+    """The pairs of a worker's consecutive batches that one visit of its streams gives."""
 
     batches: list[list[_ResizedPair]]  # batch of the visit -> its pairs, one per lane
     skipped: Counter[str]
@@ -102,12 +106,12 @@ class VideoPairStream(IterableDataset):
         boxes: which boxes become crops (``None``: :class:`BoxSelection` defaults).
         seed: base seed.
         decode_threads: decoder threads per reader.
-        reader_cache: open video readers kept per worker (a 640x360 decord reader holds
-            about 50 MB).
+        reader_cache: open video readers kept per worker (``None``: one per open clip; a
+            PyAV reader holds a few MB; decord's grow with what they decode).
         index_cache: clips whose parsed boxes are kept per worker. A reader is reopened
             whenever its clip comes round again (clips are visited cyclically), but the
             detection and ground-truth files are parsed only once.
-        video_backend: ``"decord"`` (default), ``"pyav"`` or ``"torchcodec"`` (optional; see
+        video_backend: ``"pyav"`` (default), ``"decord"`` or ``"torchcodec"`` (optional; see
             :class:`~isr_lightning.data.video.TorchCodecVideoReader`).
         crops: where the crops come from, chosen by the caller (the data module): ``None``
             decodes the clips' videos (:class:`~isr_lightning.data.crop_source.VideoCrops`, with
@@ -125,9 +129,9 @@ class VideoPairStream(IterableDataset):
         boxes: BoxSelection | None = None,
         seed: int = 0,
         decode_threads: int = 1,
-        reader_cache: int = 16,
+        reader_cache: int | None = None,
         index_cache: int = 256,
-        video_backend: str = "decord",
+        video_backend: str = DEFAULT_VIDEO_BACKEND,
         crops: CropSource | None = None,
     ) -> None:
         if not clips:
@@ -144,7 +148,8 @@ class VideoPairStream(IterableDataset):
         self.batches_per_epoch = batches_per_epoch
         self.sampling = sampling or PairSampling()
         self.boxes = boxes or BoxSelection()
-        self.clips_per_batch = self.sampling.clips_per_batch or batch_size
+        self.clips_per_batch = cpb = self.sampling.clips_per_batch or batch_size
+        self.open_clips = -(-max(self.sampling.open_clips or cpb, cpb) // cpb) * cpb  # a multiple of cpb
         self.seed = seed
         # not a bound method: the crop source must not refer back to the stream (a cycle would
         # leave open decoders to the garbage collector, which may run in a forked child)
@@ -156,7 +161,7 @@ class VideoPairStream(IterableDataset):
             self.sampling,
             self._warn,
             decode_threads,
-            reader_cache,
+            reader_cache or self.open_clips,
             index_cache,
             video_backend,
         )
@@ -210,6 +215,20 @@ class VideoPairStream(IterableDataset):
         """Select the epoch (reseeds clip order and draws)."""
         self.epoch = int(epoch)
 
+    def streams_per_worker(self, workers: int) -> int:
+        """Streams each of ``workers`` readers (ranks x loader workers) owns.
+
+        ``open_clips``, or fewer (a multiple of ``clips_per_batch``, at least one multiple)
+        when the corpus has fewer windows.
+        """
+        cpb = self.clips_per_batch
+        windows = sum(len(w) for w in self.windows)
+        return max(cpb, min(self.open_clips, windows // max(1, workers) // cpb * cpb))
+
+    def batches_per_visit(self, workers: int) -> int:
+        """Batches one visit of a worker's streams fills."""
+        return self.sampling.pairs_per_visit * self.streams_per_worker(workers) // self.clips_per_batch
+
     def streams(self, num_streams: int) -> WindowStreams:
         """The corpus's windows cut into ``num_streams`` streams."""
         if self._streams is None or self._streams.num_streams != num_streams:
@@ -218,9 +237,9 @@ class VideoPairStream(IterableDataset):
 
     def worker_windows(self, epoch: int, shard: Shard, visit: int) -> list[Window | None]:
         """The window each stream of ``shard`` decodes at ``visit`` (before bad windows are passed over)."""
-        cpb = self.clips_per_batch
-        streams = self.streams(shard.count * cpb)
-        return [streams.window(epoch, shard.stream(k, cpb), visit) for k in range(cpb)]
+        spw = self.streams_per_worker(shard.count)
+        streams = self.streams(shard.count * spw)
+        return [streams.window(epoch, shard.stream(k, spw), visit) for k in range(spw)]
 
     # ------------------------------------------------------------------ sampling
     def _rows(self, epoch: int, clip: int, frame: int, fb: FrameBoxes) -> np.ndarray:
@@ -289,9 +308,9 @@ class VideoPairStream(IterableDataset):
         return crops
 
     def _plan_visit(self, epoch: int, shard: Shard, visit: int) -> _Visit:
-        """The pairs of visit ``visit`` of ``shard``'s streams, spread over the visit's batches."""
-        cpb, per_visit = self.clips_per_batch, self.sampling.pairs_per_visit
-        self.streams(shard.count * cpb)
+        """The pairs of visit ``visit`` of ``shard``'s streams, shuffled over the visit's batches."""
+        cpb, spw = self.clips_per_batch, self.streams_per_worker(shard.count)
+        self.streams(shard.count * spw)
         rng = np.random.default_rng([self.seed, epoch, shard.rank, shard.worker, visit, 0x715])
         skipped: Counter[str] = Counter()
         if shard.index == 0 and visit == 0:  # clips that cannot be opened at all: counted once per epoch
@@ -299,7 +318,7 @@ class VideoPairStream(IterableDataset):
             for index, err in self.setup_skips.items():
                 source = self.clips[index].source
                 self._warn(source, f"[{err.reason}] clip {source}: {err}")
-        parts = [self._stream_part(epoch, shard.stream(k, cpb), visit, rng, skipped) for k in range(cpb)]
+        parts = [self._stream_part(epoch, shard.stream(k, spw), visit, rng, skipped) for k in range(spw)]
         live = [part for part in parts if part is not None]
         if not live:
             reasons = Counter([*self._bad.values(), *(err.reason for err in self.setup_skips.values())])
@@ -307,23 +326,29 @@ class VideoPairStream(IterableDataset):
                 f"no usable clip in shard (rank {shard.rank}, worker {shard.worker}) of {len(self.clips)} clips; "
                 f"reasons: {dict(reasons)}; first: {self.clips[0].source}"
             )
-        # lane l of every batch takes its pair from stream l % cpb; a dry stream's lanes go to the live ones
-        lanes = [parts[lane % cpb] or live[lane % len(live)] for lane in range(self.batch_size)]
+        slots = [part or live[k % len(live)] for k, part in enumerate(parts)]  # a dry stream's slot: a live one
+        # at each turn every stream gives one pair, to one of the turn's batches (cpb streams each);
+        # lane l of a batch takes its pair from the batch's stream l % cpb
+        layout: list[list[_StreamVisit]] = []
+        for _ in range(self.sampling.pairs_per_visit):
+            order = rng.permutation(spw)
+            for first in range(0, spw, cpb):
+                chosen = [slots[k] for k in order[first : first + cpb]]
+                layout.append([chosen[lane % cpb] for lane in range(self.batch_size)])
+        need = Counter(part.stream for lanes in layout for part in lanes)
         queues: dict[int, list[tuple[int, int]]] = {}
         for part in live:
-            need = per_visit * sum(lane is part for lane in lanes)
             order = rng.permutation(len(part.pairs)).tolist()
-            order += rng.integers(len(part.pairs), size=max(0, need - len(order))).tolist()  # a short window repeats
-            queues[part.stream] = [part.pairs[i] for i in order[:need]]
-        batches: list[list[_ResizedPair]] = [[] for _ in range(per_visit)]
-        for turn in range(per_visit):
-            for part in lanes:
-                t, u = queues[part.stream].pop()
-                index = self.crops.clip_index(part.clip)
-                rows = [self._rows(epoch, part.clip, f, index.frames[f]) for f in (t, u)]
-                boxes = (index.frames[t].select(rows[0]), index.frames[u].select(rows[1]))
-                batches[turn].append(_ResizedPair(part.clip, (part.crops[t], part.crops[u]), boxes, (t, u)))
+            order += rng.integers(len(part.pairs), size=max(0, need[part.stream] - len(order))).tolist()
+            queues[part.stream] = [part.pairs[i] for i in order[: need[part.stream]]]  # a short window repeats
+        batches = [[self._resized_pair(epoch, part, *queues[part.stream].pop()) for part in lanes] for lanes in layout]
         return _Visit(batches, skipped)
+
+    def _resized_pair(self, epoch: int, part: _StreamVisit, t: int, u: int) -> _ResizedPair:
+        index = self.crops.clip_index(part.clip)
+        rows = [self._rows(epoch, part.clip, f, index.frames[f]) for f in (t, u)]
+        boxes = (index.frames[t].select(rows[0]), index.frames[u].select(rows[1]))
+        return _ResizedPair(part.clip, (part.crops[t], part.crops[u]), boxes, (t, u))
 
     def _sample(self, pair: _ResizedPair, crops: tuple[Tensor, Tensor]) -> FramePairSample:
         fa, fb = pair.boxes
@@ -361,7 +386,7 @@ class VideoPairStream(IterableDataset):
             RuntimeError: no clip of the shard can give a frame pair.
         """
         shard = Shard(rank, world_size, b % num_workers, num_workers)
-        visit, turn = divmod(b // num_workers, self.sampling.pairs_per_visit)
+        visit, turn = divmod(b // num_workers, self.batches_per_visit(shard.count))
         key = (epoch, shard, visit)
         if self._visit is None or self._visit[0] != key:
             self._visit = (key, self._plan_visit(epoch, shard, visit))

@@ -20,6 +20,7 @@ from PIL import Image
 from isr_lightning.data.sources import Clip
 
 __all__ = [
+    "DEFAULT_VIDEO_BACKEND",
     "VIDEO_BACKENDS",
     "DecordVideoReader",
     "FrameReader",
@@ -295,6 +296,12 @@ class TorchCodecVideoReader:
 VIDEO_BACKENDS = {"decord": DecordVideoReader, "pyav": PyAVVideoReader, "torchcodec": TorchCodecVideoReader}
 """``video_backend`` name -> reader class."""
 
+DEFAULT_VIDEO_BACKEND = "pyav"
+"""The ``video_backend`` every reader of videos uses unless told otherwise. PyAV, because the
+loader, which keeps one reader per open clip, measured as fast or faster with it than with
+decord on every corpus, and a loader worker with decord readers held 2x the memory at 640x360
+and passed 23 GB at 1080p (docs/benchmarks.md, "Loader throughput")."""
+
 
 class ImageFolderReader:
     """Numbered image files ``{index + 1:06d}{ext}`` (the MOTChallenge layout).
@@ -352,7 +359,7 @@ def check_backend(backend: str) -> None:
         raise ValueError(f"video_backend must be one of {sorted(VIDEO_BACKENDS)}, got {backend!r}")
 
 
-def open_reader(clip: Clip, num_threads: int = 1, backend: str = "decord") -> FrameReader:
+def open_reader(clip: Clip, num_threads: int = 1, backend: str = DEFAULT_VIDEO_BACKEND) -> FrameReader:
     """Open the frame reader for ``clip``.
 
     Args:
