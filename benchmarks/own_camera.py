@@ -43,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, required=True, help="the camera's footage")
     parser.add_argument("--start", default="outputs/demo/isr.ckpt", help="the checkpoint to adapt")
-    parser.add_argument("--recipe", default="cpu_camera")
+    parser.add_argument("--recipe", default="cpu_demo")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--check", help="VIDEO,GT: a camera with ground-truth tracks to score")
     parser.add_argument("--out", type=Path, default=Path("/tmp/own_camera"))
