@@ -8,7 +8,10 @@ For each corpus, side by side in one run (one torch thread, one decoder thread):
 * **loader**: ``VideoPairStream`` batches built the way the demo recipe asks (8 frame pairs,
   ``delta`` 0.5-3 s, at most 24 crops per pair, 128x64 crops with the ReID augmentation), with
   each backend, as one worker (the default ``open_clips`` streams), timed over whole visits
-  after the first (``--batches`` or more), each in a fresh process whose peak RSS is reported.
+  after the first (``--batches`` or more), each in a fresh process whose peak RSS is reported;
+* **extraction**: ``isr-lightning extract`` of each corpus with one worker (frames decoded/s
+  against PyAV's decode), and for the real video without boxes ``extract --detector`` (one
+  decode) against ``detect`` plus a decode, timed apart.
 
 The ratio is loader pairs/s over decode frames/s of the same backend; the target is >= 0.5.
 Corpora: H.264 clips written here (``--frames`` frames at 25 fps, 6 moving people, a keyframe
@@ -16,7 +19,8 @@ every 2 s and every 10 s, at 640x360 and 1920x1080), the demo corpus when it is 
 real video (``--real PATH``, e.g. OpenCV's vtest.avi; its boxes are detected once here with
 background subtraction, see ``docs/own_camera.md``).
 
-Run: ``.venv/bin/python benchmarks/bench_loader_throughput.py [--frames 500] [--batches 160] [--real vtest.avi]``
+Run: ``.venv/bin/python benchmarks/bench_loader_throughput.py [--frames 500] [--batches 160] [--real vtest.avi]
+[--backends pyav,torchcodec]``
 """
 
 from __future__ import annotations
