@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -189,7 +190,7 @@ def test_every_documented_command_runs(sandbox: Path, tmp_path: Path):
     env.pop("WANDB_API_KEY", None)
     swaps = placeholders(sandbox)
     done: dict[str, str] = {}
-    failures = []
+    runs = []
     for where, command in COMMANDS:
         reason = next((why for fragment, why in NOT_RUN.items() if fragment in command), None)
         if reason is not None:
@@ -204,9 +205,16 @@ def test_every_documented_command_runs(sandbox: Path, tmp_path: Path):
         if text.split()[1:2] == ["extract"]:  # extract writes its output: a fresh folder
             text = text.replace(swaps["/data/crops"], str(cwd / "new_crops"))
         args, how = shrunk(text, cwd)
-        result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
         done[text] = how
-        if result.returncode != 0:
-            failures.append(f"{where}: {command}\n  ran ({how}): {shlex.join(args)}\n  {result.stderr[-1500:]}")
+        runs.append((where, command, args, how, cwd))
+
+    def run(where: str, command: str, args: list[str], how: str, cwd: Path) -> str | None:
+        result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+        if result.returncode == 0:
+            return None
+        return f"{where}: {command}\n  ran ({how}): {shlex.join(args)}\n  {result.stderr[-1500:]}"
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # each command in its own folder
+        failures = [f for f in pool.map(lambda r: run(*r), runs) if f is not None]
     assert not failures, "\n\n".join(failures)
     assert sum(how == "run" for how in done.values()) >= 15  # most commands really ran
