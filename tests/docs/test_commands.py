@@ -29,6 +29,7 @@ GPU_RECIPES = ("resnet50", "swin_b", "finetune_market", "finetune_msmt17")
 NOT_RUN = {
     "--detector TorchvisionDetector --detector.weights fasterrcnn_resnet50_fpn.pth": "needs a detector weights file",
     "--model.weights swin_base_patch4_window7_224.pth": "needs the released ISR weights (no download here)",
+    "s3://isr/": "needs an S3 server: tests/data/test_object_storage.py runs extract, fit and resume against one",
 }
 """Command fragment -> why the test cannot run a command containing it."""
 

@@ -38,8 +38,9 @@ class VideoPairDataModule(LightningDataModule):
     ``root`` is a folder (videos with MOT sidecars ``NAME.txt``/``NAME.det.txt``/
     ``NAME.gt.txt``, and/or MOTChallenge sequence folders), a single video, or a manifest
     (``.csv``/``.jsonl``, local or any fsspec URL). See ``docs/data.md``. A crop-shard folder
-    written by ``isr-lightning extract`` (recognised by its ``isr-crops.json``) trains from
-    its stored crops instead of decoding videos, with the same sampling.
+    written by ``isr-lightning extract`` (recognised by its ``isr-crops.json``; local or a
+    URL such as ``s3://bucket/prefix``) trains from its stored crops instead of decoding
+    videos, with the same sampling.
 
     An epoch is ``batches_per_epoch`` batches on every rank (the stream has no natural end);
     size training with ``Trainer(max_steps=..., limit_train_batches=...,
@@ -74,6 +75,10 @@ class VideoPairDataModule(LightningDataModule):
             ``--seed_everything``), read when the data is set up, else 0. A second seed of a run
             is then a second draw of the data too, not only of the model.
         pin_memory: pin batches.
+        cache_dir: where the chunks of a shard folder on object storage are copied, shared by
+            the processes of a machine (``None``: ``$ISR_LIGHTNING_CACHE/store``, else
+            ``~/.cache/isr-lightning/store``).
+        cache_gb: the size that copy is kept under (least recently used chunks are deleted).
     """
 
     def __init__(
@@ -90,6 +95,8 @@ class VideoPairDataModule(LightningDataModule):
         video_backend: str = DEFAULT_VIDEO_BACKEND,
         seed: int | None = None,
         pin_memory: bool = False,
+        cache_dir: str | None = None,
+        cache_gb: float = 50.0,
     ) -> None:
         if root is None:
             check_root(root)
@@ -150,7 +157,10 @@ class VideoPairDataModule(LightningDataModule):
                 ``sampling``, ``boxes``, ``seed``), the same for every source.
         """
         if is_shard_folder(self.root):
-            stream = VideoPairStream.from_shards(self.root, self.transform, **options)
+            h = self.hparams
+            stream = VideoPairStream.from_shards(
+                self.root, self.transform, cache_dir=h.cache_dir, cache_gb=h.cache_gb, **options
+            )
             log.info("crop shards %s: %d clips", self.root, len(stream.clips))
             return stream
         clips = discover_clips(self.root, use_gt=self.hparams.use_gt)

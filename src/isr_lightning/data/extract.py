@@ -12,16 +12,23 @@ ordered slice of the clips; every worker also logs the clips it wrote, in order,
 knows which items belong to which clip. The output is deterministic for a given
 ``--workers``. A rerun on a complete folder says so and exits 0; a rerun on an interrupted
 one (no index yet) deletes what the interrupted run wrote and starts again.
+
+The output may be a URL (``s3://bucket/prefix``): the chunks are written to a local staging
+folder and uploaded, then ``boxes.npz``, then the index. Several machines may share an
+extraction (``--num_nodes``, ``--node_rank``): each extracts its slice of the clips into its
+own chunk folder and leaves its clips' records in ``parts/``; node 0 writes the one index.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -35,11 +42,20 @@ import torch
 from isr_lightning.data.clip_index import BoxSelection, SkipItem, label_boxes, read_clip_boxes, read_ground_truth
 from isr_lightning.data.detectors import Detector
 from isr_lightning.data.mot import FrameBoxes
-from isr_lightning.data.shards import BOXES_FILE, CHUNKS_DIR, FORMAT_VERSION, SHARD_INDEX, ShardIndex, encode_crops
+from isr_lightning.data.shards import (
+    BOXES_FILE,
+    CHUNKS_DIR,
+    FORMAT_VERSION,
+    SHARD_INDEX,
+    ShardIndex,
+    encode_crops,
+    is_shard_folder,
+)
 from isr_lightning.data.sources import Clip, discover_clips, local_path
 from isr_lightning.data.transforms import crop_boxes, resize_crops
 from isr_lightning.data.video import DEFAULT_VIDEO_BACKEND, FrameReader, UnreadableVideoError, open_reader
 from isr_lightning.progress import Progress
+from isr_lightning.storage import is_url, join, read_bytes, remove, upload_folder, url_exists, write_bytes
 
 __all__ = ["extract", "extract_corpus", "kept_frames"]
 
@@ -47,6 +63,8 @@ log = logging.getLogger(__name__)
 
 WORK_DIR = ".extract"
 """Where an extraction in progress keeps its worker logs and LitData cache (removed at the end)."""
+PARTS_DIR = "parts"
+"""Where each machine of a multi-machine extraction leaves the records of its clips for node 0."""
 
 
 def kept_frames(frames: list[int], fps: float, fps_cap: float | None) -> list[int]:
@@ -169,25 +187,43 @@ class _ExtractClip:
             }
 
 
-def _combine(out: Path, clips: list[Clip], work: Path, meta: dict[str, Any]) -> tuple[dict, Counter]:
-    """Write ``boxes.npz`` and the index from the workers' logs (in LitData's item order)."""
-    records: dict[int, dict] = {}
-    order: list[int] = []
+def _part_records(stage: Path, work: Path) -> list[dict[str, Any]]:
+    """The clip records of this machine's extraction, in LitData's item order, checked against its chunks."""
+    records = []
     for log_file in sorted(work.glob("rank-*.jsonl")):  # LitData merges the workers' chunks in rank order
-        for line in log_file.read_text().splitlines():
-            record = json.loads(line)
-            records[record["clip"]] = record
-            order.append(record["clip"])
+        records += [json.loads(line) for line in log_file.read_text().splitlines()]
+    with open(stage / CHUNKS_DIR / "index.json") as f:
+        written = sum(c["chunk_size"] for c in json.load(f)["chunks"])
+    logged = sum(r["items"] for r in records)
+    if written != logged:
+        raise RuntimeError(f"LitData wrote {written} items, the workers logged {logged}: rerun isr-lightning extract")
+    return records
+
+
+def _combine(
+    clips: list[Clip], parts: dict[str, list[dict[str, Any]]], meta: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, np.ndarray], Counter]:
+    """The shard index and box arrays of all machines' records.
+
+    Args:
+        clips: the corpus's clips.
+        parts: chunk folder -> the records of the clips written there, in item order.
+        meta: the extraction's options.
+
+    Returns:
+        The index (``isr-crops.json``), the arrays of ``boxes.npz`` and the skipped clips per reason.
+    """
+    records: dict[int, dict] = {}
+    item_start: dict[int, int] = {}
+    folder: dict[int, str] = {}
+    for name, part in parts.items():
+        total = 0
+        for record in part:
+            records[record["clip"]], item_start[record["clip"]], folder[record["clip"]] = record, total, name
+            total += record["items"]
     missing = [i for i in range(len(clips)) if i not in records]
     if missing:
         raise RuntimeError(f"extraction lost clips {missing[:5]} ({len(missing)}): rerun isr-lightning extract")
-    item_start, total = {}, 0
-    for i in order:
-        item_start[i], total = total, total + records[i]["items"]
-    with open(out / CHUNKS_DIR / "index.json") as f:
-        written = sum(c["chunk_size"] for c in json.load(f)["chunks"])
-    if written != total:
-        raise RuntimeError(f"LitData wrote {written} items, the workers logged {total}: rerun isr-lightning extract")
     skipped: Counter[str] = Counter()
     meta["decoded_frames"] = sum(records[i].get("decoded", 0) for i in range(len(clips)))
     entries, frame_item, frame_number, box_start = [], [], [], [0]
@@ -202,6 +238,7 @@ def _combine(out: Path, clips: list[Clip], work: Path, meta: dict[str, Any]) -> 
             "width": r.get("width"),
             "height": r.get("height"),
             "num_frames": r.get("num_frames"),
+            "chunks": folder[i],
             "frames": [len(frame_item), len(frame_item)],
             "skip": r["skip"],
         }
@@ -221,20 +258,46 @@ def _combine(out: Path, clips: list[Clip], work: Path, meta: dict[str, Any]) -> 
                 box_start.append(box_start[-1] + len(b))
             entry["frames"][1] = len(frame_item)
         entries.append(entry)
-    np.savez(
-        out / BOXES_FILE,
-        frame_item=np.array(frame_item, dtype=np.int64),
-        frame_number=np.array(frame_number, dtype=np.int64),
-        box_start=np.array(box_start, dtype=np.int64),
-        boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4),
-        scores=np.array(scores, dtype=np.float32),
-        ids=np.array(ids, dtype=np.int64),
-    )
-    index = {"format": FORMAT_VERSION, "meta": meta, "clips": entries}
-    tmp = out / (SHARD_INDEX + ".tmp")
-    tmp.write_text(json.dumps(index, indent=1))
-    tmp.replace(out / SHARD_INDEX)  # last: its presence marks a complete folder
-    return index, skipped
+    arrays = {
+        "frame_item": np.array(frame_item, dtype=np.int64),
+        "frame_number": np.array(frame_number, dtype=np.int64),
+        "box_start": np.array(box_start, dtype=np.int64),
+        "boxes": np.array(boxes, dtype=np.float32).reshape(-1, 4),
+        "scores": np.array(scores, dtype=np.float32),
+        "ids": np.array(ids, dtype=np.int64),
+    }
+    return {"format": FORMAT_VERSION, "meta": meta, "clips": entries}, arrays, skipped
+
+
+def _write_index(out: str, index: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write ``boxes.npz``, then the index (last: its presence marks a complete folder)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_bytes(join(out, BOXES_FILE), buffer.getvalue())
+    write_bytes(join(out, SHARD_INDEX), json.dumps(index, indent=1).encode())
+
+
+def _wait_for_parts(out: str, num_nodes: int, timeout: float) -> dict[str, list[dict[str, Any]]]:
+    """The records of every machine's part, once all are written (polled every 2 s).
+
+    Raises:
+        TimeoutError: a part is still missing after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    names = [join(out, PARTS_DIR, f"{rank}.json") for rank in range(num_nodes)]
+    while missing := [name for name in names if not url_exists(name)]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"after {timeout:.0f} s, {len(missing)} of {num_nodes} machines have not written their part "
+                f"({missing[0]}...): run their extraction, then rerun node 0 to write the index"
+            )
+        time.sleep(2.0)
+    return {_part_folder(rank, num_nodes): json.loads(read_bytes(name)) for rank, name in enumerate(names)}
+
+
+def _part_folder(node_rank: int, num_nodes: int) -> str:
+    """The chunk folder of one machine's part (``chunks`` when one machine extracts)."""
+    return CHUNKS_DIR if num_nodes == 1 else f"{CHUNKS_DIR}-{node_rank}"
 
 
 def _start_output(out: Path) -> Path:
@@ -325,12 +388,24 @@ def extract_corpus(
     chunk_bytes: str = "64MB",
     jpeg_quality: int | None = None,
     detector: Detector | None = None,
+    num_nodes: int = 1,
+    node_rank: int = 0,
+    staging: str | None = None,
+    merge_timeout: float = 86400.0,
 ) -> dict[str, Any]:
-    """Extract the crops of a corpus into a shard folder.
+    """Extract the crops of a corpus into a shard folder, local or on object storage.
+
+    With ``num_nodes`` machines, each runs the same command with its ``node_rank`` and
+    extracts a contiguous ``1/num_nodes`` of the clips (in sorted order) into its own chunk
+    folder ``OUT/chunks-RANK``, then writes the records of its clips to ``OUT/parts/RANK.json``;
+    node 0 waits for every part and writes the one index. The crops are those one machine
+    would store; only the chunk folder holding them differs.
 
     Args:
         root: corpus root (anything :func:`~isr_lightning.data.sources.discover_clips` reads).
-        out: the shard folder (created; must be empty, an interrupted extraction, or complete).
+        out: the shard folder (created; must be empty, an interrupted extraction, or complete),
+            or a URL (``s3://bucket/prefix``): chunks are written to a local staging folder and
+            uploaded, the index last.
         size: stored crop size ``(H, W)``.
         workers: LitData worker processes.
         fps: at most this many frames per second per clip (``None``: every frame with a box).
@@ -347,28 +422,42 @@ def extract_corpus(
             its crops (``--detector BackgroundSubtractionDetector``, or ``TorchvisionDetector``
             as for ``isr-lightning detect``): every frame is decoded once, detected, and the
             kept frames' crops stored. ``None``: such a clip is skipped (``missing_detections``).
+        num_nodes: machines sharing the extraction (``out`` must be a URL or a shared folder).
+        node_rank: this machine's number, ``0`` to ``num_nodes - 1``.
+        staging: where chunks are written before upload (``None``: the system's temporary folder).
+        merge_timeout: how long node 0 waits for the other machines' parts, in seconds.
 
     Returns:
-        A summary: ``status`` (``"complete"`` when ``out`` was already complete, else
-        ``"extracted"``), ``clips``, ``frames`` (stored), ``crops``, ``decoded`` (frames
-        decoded), ``skipped`` (reason -> clips), ``seconds``, ``bytes``.
+        A summary: ``status`` (``"complete"`` when ``out`` was already complete, ``"part"``
+        when this machine wrote its part and node 0 writes the index, else ``"extracted"``),
+        ``clips``, ``frames`` (stored), ``crops``, ``decoded`` (frames decoded), ``skipped``
+        (reason -> clips), ``seconds``, ``bytes`` (written by this machine).
 
     Raises:
         DataRootError: the corpus root holds no clip.
         FileNotFoundError: the corpus root does not exist.
         FileExistsError: ``out`` holds something else.
         PermissionError: ``out`` cannot be created or written.
+        StorageError: ``out`` is a URL that cannot be written.
+        TimeoutError: node 0 waited ``merge_timeout`` seconds for a missing part.
     """
     from litdata import optimize
 
-    out = local_path(out, "the shard folder")
+    out = os.fspath(out)
+    if not is_url(out):
+        out = str(local_path(out, "the shard folder"))
     if jpeg_quality is not None and not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be in [1, 100] or None, got {jpeg_quality}")
-    if (out / SHARD_INDEX).is_file():
+    if not 0 <= node_rank < num_nodes:
+        raise ValueError(f"node_rank must be in [0, num_nodes), got node_rank={node_rank}, num_nodes={num_nodes}")
+    if is_shard_folder(out):
         index = ShardIndex.read(out)
         return {"status": "complete", "clips": len(index.clips), "frames": len(index.arrays["frame_item"])}
     clips = discover_clips(root, use_gt=use_gt)
-    work = _start_output(out)
+    mine = list(range(node_rank * len(clips) // num_nodes, (node_rank + 1) * len(clips) // num_nodes))
+    in_place = num_nodes == 1 and not is_url(out)
+    stage = Path(out) if in_place else Path(tempfile.mkdtemp(prefix="isr-extract-", dir=staging))
+    work = _start_output(stage)
     selection = dataclasses.replace(boxes or BoxSelection(), score_threshold=None, min_box_size=1.0)
     meta = {
         "size": list(size),
@@ -383,6 +472,7 @@ def extract_corpus(
         "jpeg_quality": jpeg_quality,
         "detector": None if detector is None else type(detector).__name__,
         "workers": workers,
+        "num_nodes": num_nodes,
         "corpus": str(root),
     }
     fn = _ExtractClip(
@@ -399,30 +489,56 @@ def extract_corpus(
         },
     )
     t0 = time.perf_counter()
-    with _optimizer_cache(work / "cache"), _watch_progress(work, len(clips)):
+    with _optimizer_cache(work / "cache"), _watch_progress(work, len(mine)):
         optimize(
             fn=fn,
-            inputs=list(range(len(clips))),
-            output_dir=str((out / CHUNKS_DIR).resolve()),
+            inputs=mine,
+            output_dir=str((stage / CHUNKS_DIR).resolve()),
             num_workers=workers,
             chunk_bytes=chunk_bytes,
             keep_data_ordered=True,
             reorder_files=False,
             verbose=False,
         )
-    index, skipped = _combine(out, clips, work, meta)
+    records = _part_records(stage, work)
     shutil.rmtree(work)
-    crops = int(np.load(out / BOXES_FILE)["box_start"][-1])
-    nbytes = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    part = _part_folder(node_rank, num_nodes)
+    nbytes = sum(p.stat().st_size for p in (stage / CHUNKS_DIR).rglob("*") if p.is_file())
+    if not in_place:
+        upload_folder(stage / CHUNKS_DIR, join(out, part), last=("index.json",))
+        shutil.rmtree(stage)
+    summary = {"clips": len(mine), "seconds": time.perf_counter() - t0, "bytes": nbytes}
+    if num_nodes == 1:
+        parts = {part: records}
+    else:
+        write_bytes(join(out, PARTS_DIR, f"{node_rank}.json"), json.dumps(records).encode())
+        if node_rank != 0:
+            return {"status": "part", **summary, **_counts(records)}
+        parts = _wait_for_parts(out, num_nodes, merge_timeout)
+    index, arrays, skipped = _combine(clips, parts, meta)
+    _write_index(out, index, arrays)
+    if num_nodes > 1:
+        for rank in range(num_nodes):
+            remove(join(out, PARTS_DIR, f"{rank}.json"))
     return {
         "status": "extracted",
+        **summary,
         "clips": len(clips),
-        "frames": sum(c["frames"][1] - c["frames"][0] for c in index["clips"]),
-        "crops": crops,
+        "frames": len(arrays["frame_item"]),
+        "crops": int(arrays["box_start"][-1]),
         "decoded": index["meta"]["decoded_frames"],
         "skipped": dict(skipped),
         "seconds": time.perf_counter() - t0,
-        "bytes": nbytes,
+    }
+
+
+def _counts(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary numbers of one machine's part."""
+    return {
+        "frames": sum(len(r["frames"]) for r in records),
+        "crops": sum(len(f[1]) for r in records for f in r["frames"]),
+        "decoded": sum(r.get("decoded", 0) for r in records),
+        "skipped": dict(Counter(r["skip"][0] for r in records if r["skip"] is not None)),
     }
 
 
@@ -431,15 +547,17 @@ def extract(root: str, out: str, **options: Any) -> None:
 
     Args:
         root: corpus root: a video folder with MOT sidecars, MOT sequences, or a manifest.
-        out: output folder (train with ``--data.root OUT``).
+        out: output folder or URL (train with ``--data.root OUT``).
         **options: the other arguments of :func:`extract_corpus`.
     """
     summary = extract_corpus(root, out, **options)
     if summary["status"] == "complete":
         print(f"{out} is complete ({summary['clips']} clips, {summary['frames']} frames); nothing to do")
         return
+    what = "this machine's part of " if summary["status"] == "part" else ""
     print(
-        f"extracted {summary['clips']} clips: {summary['frames']} frames, {summary['crops']} crops, "
+        f"extracted {what}{summary['clips']} clips: {summary['frames']} frames, {summary['crops']} crops, "
         f"{summary['bytes'] / 2**20:.1f} MiB in {summary['seconds']:.1f} s to {out}; "
         f"skipped: {summary['skipped'] or 'none'}"
+        + ("; node 0 writes the index when every part is in" if summary["status"] == "part" else "")
     )

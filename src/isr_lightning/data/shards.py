@@ -1,25 +1,27 @@
 """Crop shards: person crops stored once by ``isr-lightning extract``, read by random access.
 
-A shard folder ``OUT`` holds
+A shard folder ``OUT`` (local, or a URL such as ``s3://bucket/prefix``) holds
 
-* ``chunks/``: a LitData dataset (``index.json`` + ``chunk-*.bin``), one item per kept frame:
-  ``{"clip", "frame", "timestamp", "fps", "width", "height", "crops", "boxes", "scores",
-  "ids"}`` with ``crops`` ``(K, 3, H, W)`` uint8 at the stored size, or, when extracted with
-  a JPEG quality, the bytes of one JPEG of the ``K`` crops stacked vertically
-  (:func:`encode_crops`; about 10x smaller, lossy);
+* ``chunks/`` (one ``chunks-RANK/`` per machine when several extracted it): a LitData
+  dataset (``index.json`` + ``chunk-*.bin``), one item per kept frame: ``{"clip", "frame",
+  "timestamp", "fps", "width", "height", "crops", "boxes", "scores", "ids"}`` with ``crops``
+  ``(K, 3, H, W)`` uint8 at the stored size, or, when extracted with a JPEG quality, the
+  bytes of one JPEG of the ``K`` crops stacked vertically (:func:`encode_crops`; about 10x
+  smaller, lossy);
 * ``boxes.npz``: the same boxes as flat arrays (``frame_item``, ``frame_number``,
   ``box_start``, ``boxes``, ``scores``, ``ids``), so training indexes a clip without reading
   its crops;
 * ``isr-crops.json`` (:data:`SHARD_INDEX`, written last: its presence marks a complete
   folder): the options of the extraction and, per clip, its id, source, frame rate, size,
-  frame count, its range of frames in ``boxes.npz`` (their items are consecutive), or why it
-  was skipped.
+  frame count, its range of frames in ``boxes.npz`` (their items are consecutive), the chunk
+  folder holding its items, or why it was skipped.
 
 :class:`ShardCrops` is the :class:`~isr_lightning.data.crop_source.CropSource` of such a
 folder: it filters the stored boxes with the training ``score_threshold`` and
 ``min_box_size``, indexes the frames exactly as the video source does, and reads the crops of
 the requested frames from the chunks (resized only when the training size differs from the
-stored one).
+stored one). The chunks of a folder on object storage are fetched on first use into a bounded
+local copy (:class:`~isr_lightning.storage.FileCache`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from isr_lightning.data.crop_source import LRU, CropRequest
 from isr_lightning.data.mot import FrameBoxes, clip_boxes
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import resize_crops
+from isr_lightning.storage import FileCache, is_url, join, read_bytes, url_exists
 
 __all__ = [
     "BOXES_FILE",
@@ -98,7 +101,9 @@ def decode_crops(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def is_shard_folder(root: str | os.PathLike[str]) -> bool:
-    """Whether ``root`` is a local folder with a shard index (:data:`SHARD_INDEX`)."""
+    """Whether ``root`` (a local folder or a URL) holds a shard index (:data:`SHARD_INDEX`)."""
+    if is_url(root):
+        return url_exists(join(str(root), SHARD_INDEX))
     return (Path(root) / SHARD_INDEX).is_file()
 
 
@@ -128,10 +133,10 @@ class ShardIndex:
         Raises:
             CorruptShardError: the index or the box arrays are missing or unreadable.
         """
-        path = Path(root) / SHARD_INDEX
+        path = join(str(root), SHARD_INDEX)
         try:
-            data = json.loads(path.read_text())
-            with np.load(Path(root) / BOXES_FILE) as npz:
+            data = json.loads(read_bytes(path))
+            with np.load(io.BytesIO(read_bytes(join(str(root), BOXES_FILE)))) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except (OSError, ValueError) as err:
             raise CorruptShardError(f"cannot read shard folder {root}: {err}") from err
@@ -171,36 +176,54 @@ class _ShardClip:
 
 
 class _Chunks:
-    """Random access to the items of a LitData folder, naming the chunk file of any failure."""
+    """Random access to the items of a LitData folder, naming the chunk file of any failure.
 
-    def __init__(self, folder: str) -> None:
+    A remote folder is read through a :class:`~isr_lightning.storage.FileCache`: its
+    ``index.json`` and each chunk file are fetched on first use, and LitData reads the local copy.
+    """
+
+    def __init__(self, folder: str, cache: FileCache | None = None) -> None:
         from litdata import StreamingDataset
 
-        self.folder = folder
+        self.folder, self.cache = folder, cache
+        local = str(cache.folder) if cache is not None else folder
+        index_file = cache.path("index.json") if cache is not None else os.path.join(folder, "index.json")
         try:
-            with open(os.path.join(folder, "index.json")) as f:
-                chunks = json.load(f)["chunks"]
+            with open(index_file) as f:
+                self.chunks = json.load(f)["chunks"]
         except (OSError, ValueError, KeyError) as err:
-            raise CorruptShardError(f"cannot read {os.path.join(folder, 'index.json')}: {err}") from err
-        for chunk in chunks:
-            path = os.path.join(folder, chunk["filename"])
-            size = os.path.getsize(path) if os.path.isfile(path) else None
-            if size != chunk["chunk_bytes"]:
-                found = "missing" if size is None else f"{size} bytes, index says {chunk['chunk_bytes']}"
-                raise CorruptShardError(f"corrupt chunk file {path}: {found}")
-        self.files = [os.path.join(folder, c["filename"]) for c in chunks]
-        self.ends = np.cumsum([c["chunk_size"] for c in chunks])
-        self.dataset = StreamingDataset(input_dir=folder, batch_decode=0)  # random access: one item at a time
+            raise CorruptShardError(f"cannot read {join(folder, 'index.json')}: {err}") from err
+        if cache is None:
+            for chunk in self.chunks:
+                self._check_size(chunk, os.path.join(folder, chunk["filename"]))
+        self.ends = np.cumsum([c["chunk_size"] for c in self.chunks])
+        self.dataset = StreamingDataset(input_dir=local, batch_decode=0)  # random access: one item at a time
+
+    def _check_size(self, chunk: dict[str, Any], path: str) -> None:
+        size = os.path.getsize(path) if os.path.isfile(path) else None
+        if size != chunk["chunk_bytes"]:
+            found = "missing" if size is None else f"{size} bytes, index says {chunk['chunk_bytes']}"
+            raise CorruptShardError(f"corrupt chunk file {join(self.folder, chunk['filename'])}: {found}")
+
+    def _chunk_of(self, item: int) -> dict[str, Any]:
+        return self.chunks[int(np.searchsorted(self.ends, item, side="right"))]
 
     def file_of(self, item: int) -> str:
         """The chunk file holding ``item``."""
-        return self.files[int(np.searchsorted(self.ends, item, side="right"))]
+        return join(self.folder, self._chunk_of(item)["filename"])
 
     def __getitem__(self, item: int) -> dict[str, Any]:
-        try:
-            return self.dataset[int(item)]
-        except Exception as err:  # litdata raises whatever its deserialiser hits
-            raise CorruptShardError(f"corrupt chunk file {self.file_of(item)}: item {item}: {err!r}") from err
+        for attempt in range(2):
+            if self.cache is not None:  # fetch the chunk (again, if another process evicted it)
+                chunk = self._chunk_of(item)
+                self._check_size(chunk, self.cache.path(chunk["filename"]))
+            try:
+                return self.dataset[int(item)]
+            except Exception as err:  # litdata raises whatever its deserialiser hits
+                if self.cache is not None and attempt == 0:
+                    continue
+                raise CorruptShardError(f"corrupt chunk file {self.file_of(item)}: item {item}: {err!r}") from err
+        raise AssertionError("unreachable")
 
 
 class ShardCrops:
@@ -214,6 +237,10 @@ class ShardCrops:
             stored boxes; the others were fixed at extraction (a warning says when they differ).
         sampling: which frames can be sampled (and how far apart a pair's are).
         index_cache: clips whose indexed boxes are kept.
+        cache_dir: where the chunks of a shard folder on object storage are copied (``None``:
+            :func:`~isr_lightning.storage.default_cache_dir` ``/store``); shared by the
+            processes of a machine.
+        cache_gb: the size the local copy is kept under (least recently used chunks go first).
 
     Raises:
         CorruptShardError: the folder's index cannot be read.
@@ -226,6 +253,8 @@ class ShardCrops:
         boxes: BoxSelection,
         sampling: PairSampling,
         index_cache: int = 256,
+        cache_dir: str | None = None,
+        cache_gb: float = 50.0,
     ) -> None:
         self.root = str(root)
         self.shard_index = ShardIndex.read(root)
@@ -233,6 +262,7 @@ class ShardCrops:
         self.boxes = boxes
         self.sampling = sampling
         self.index_cache = index_cache
+        self.cache_dir, self.cache_gb = cache_dir, cache_gb
         self.jpeg = self.shard_index.meta.get("jpeg_quality")  # None: raw uint8 crops
         stored = self.shard_index.meta["selection"]
         for key in ("source", "gt_classes", "min_visibility", "gt_iou"):
@@ -244,11 +274,11 @@ class ShardCrops:
 
     def reset(self) -> None:
         """Drop the open chunks and indexed clips."""
-        self._chunks: _Chunks | None = None
+        self._chunks: dict[str, _Chunks] = {}  # chunk folder -> its open items
         self._clips: LRU = LRU(self.index_cache)  # clip -> _ShardClip
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_chunks": None}  # each process opens the chunks itself
+        return {**self.__dict__, "_chunks": {}}  # each process opens the chunks itself
 
     def _clip(self, index: int) -> _ShardClip:
         return self._clips.get_or_make(index, lambda: self._index_clip(index))
@@ -288,26 +318,37 @@ class ShardCrops:
         """The sampleable frames of clip ``index`` (from the stored boxes, filtered)."""
         return self._clip(index).index
 
-    def _decode(self, data: np.ndarray, item: int) -> np.ndarray:
+    def _chunks_of(self, index: int) -> _Chunks:
+        """The chunk folder holding clip ``index``'s items (one per extracting machine), opened once."""
+        name = self.shard_index.clips[index].get("chunks", CHUNKS_DIR)
+        if name not in self._chunks:
+            folder = join(self.root, name)
+            cache = (
+                FileCache(folder, self.cache_dir, self.cache_gb * 1e9, pinned=("index.json",))
+                if is_url(folder)
+                else None
+            )
+            self._chunks[name] = _Chunks(folder, cache)
+        return self._chunks[name]
+
+    def _decode(self, data: np.ndarray, chunks: _Chunks, item: int) -> np.ndarray:
         try:
             return decode_crops(data, self.shard_index.size)
         except (OSError, ValueError) as err:  # Pillow: not a JPEG, truncated, or the wrong size
-            raise CorruptShardError(f"corrupt chunk file {self._chunks.file_of(item)}: item {item}: {err}") from err
+            raise CorruptShardError(f"corrupt chunk file {chunks.file_of(item)}: item {item}: {err}") from err
 
     def read(self, index: int, requests: Sequence[CropRequest], cursor: int = 0) -> list[Tensor]:
         """Read the requested frames' items and take the crops of the requested boxes (random access: no cursor)."""
-        clip = self._clip(index)
-        if self._chunks is None:
-            self._chunks = _Chunks(os.path.join(self.root, CHUNKS_DIR))
+        clip, chunks = self._clip(index), self._chunks_of(index)
         items: dict[int, np.ndarray] = {}
         for f in sorted({f for f, _ in requests}):
-            item = self._chunks[clip.item[f]]
+            item = chunks[clip.item[f]]
             if (int(item["clip"]), int(item["frame"])) != (index, f):
                 raise CorruptShardError(
-                    f"{self._chunks.file_of(clip.item[f])}: item {clip.item[f]} is clip {int(item['clip'])} frame "
+                    f"{chunks.file_of(clip.item[f])}: item {clip.item[f]} is clip {int(item['clip'])} frame "
                     f"{int(item['frame'])}, the index says clip {index} frame {f}"
                 )
-            items[f] = item["crops"] if self.jpeg is None else self._decode(item["crops"], clip.item[f])
+            items[f] = item["crops"] if self.jpeg is None else self._decode(item["crops"], chunks, clip.item[f])
         out = []
         for f, rows in requests:
             crops = items[f][clip.stored[f][rows]]

@@ -23,6 +23,7 @@ from pathlib import Path
 import fsspec
 
 from isr_lightning.data.mot import read_seqinfo
+from isr_lightning.storage import is_url
 
 __all__ = ["VIDEO_EXTENSIONS", "Clip", "discover_clips", "local_path", "read_manifest"]
 
@@ -104,16 +105,12 @@ def local_path(path: str | os.PathLike[str], what: str) -> Path:
         DataRootError: ``path`` is a URL (``scheme://``) other than ``file://``.
     """
     text = os.fspath(path)
-    if _is_url(text):
+    if is_url(text):
         raise DataRootError(
-            f"{what} {text} is on object storage, which this version cannot read or write: only manifests "
-            "(.csv/.jsonl) may be URLs and list URL videos; copy the folder to a local disk"
+            f"{what} {text} is a URL, which is read only as a shard folder written by `isr-lightning extract "
+            "CORPUS URL` or as a manifest (.csv/.jsonl) listing videos; a folder of videos must be local"
         )
     return Path(text.removeprefix("file://"))
-
-
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
 
 
 def _sidecar(video: Path) -> tuple[str, str | None]:
@@ -151,9 +148,9 @@ def _mot_sequence(folder: Path, use_gt: bool) -> Clip:
 
 
 def _resolve(value: str, base: str) -> str:
-    if _is_url(value) or value.startswith("file://") or posixpath.isabs(value):
+    if is_url(value) or value.startswith("file://") or posixpath.isabs(value):
         return value
-    if _is_url(base):
+    if is_url(base):
         return posixpath.join(base, value)
     return str(Path(base) / value)
 
@@ -182,7 +179,7 @@ def read_manifest(path: str, use_gt: bool = True) -> list[Clip]:
         raise FileNotFoundError(f"manifest not found: {path}")
     with fsspec.open(path, "r") as f:
         text = f.read()
-    base = posixpath.dirname(path) if _is_url(path) else str(Path(path).resolve().parent)
+    base = posixpath.dirname(path) if is_url(path) else str(Path(path).resolve().parent)
     if path.lower().endswith(".csv"):
         records = list(csv.DictReader(io.StringIO(text)))
     else:

@@ -176,20 +176,26 @@ class VideoPairStream(IterableDataset):
         self._reset_caches()
 
     @classmethod
-    def from_shards(cls, root: str, transform: CropTransform, **kwargs) -> VideoPairStream:
-        """The stream of a crop-shard folder written by ``isr-lightning extract``.
+    def from_shards(
+        cls, root: str, transform: CropTransform, cache_dir: str | None = None, cache_gb: float = 50.0, **kwargs
+    ) -> VideoPairStream:
+        """The stream of a crop-shard folder (local or a URL) written by ``isr-lightning extract``.
 
         Args:
             root: the shard folder.
             transform: crop transform (stored crops are resized to its ``image_size`` only
                 when the sizes differ).
+            cache_dir: where the chunks of a folder on object storage are copied
+                (:class:`~isr_lightning.data.shards.ShardCrops`).
+            cache_gb: the size that copy is kept under.
             **kwargs: the other :class:`VideoPairStream` options.
         """
-        from isr_lightning.data.shards import ShardCrops, ShardIndex
+        from isr_lightning.data.shards import ShardCrops
 
         sampling, boxes = kwargs.get("sampling") or PairSampling(), kwargs.get("boxes") or BoxSelection()
-        crops = ShardCrops(str(root), transform.for_model(None).image_size, boxes, sampling)
-        return cls(ShardIndex.read(root).clip_list(), transform, crops=crops, **kwargs)
+        image_size = transform.for_model(None).image_size
+        crops = ShardCrops(str(root), image_size, boxes, sampling, cache_dir=cache_dir, cache_gb=cache_gb)
+        return cls(crops.shard_index.clip_list(), transform, crops=crops, **kwargs)
 
     def _reset_caches(self) -> None:
         # open readers hold decoder handles and file offsets: never share them across processes

@@ -95,7 +95,7 @@ def evaluate_features(file: Path, output: Path | None = None, device: str | None
 
 
 def evaluate(
-    ckpt: Path,
+    ckpt: str,
     root: Path,
     dataset: str = "market1501",
     flip: bool = False,
@@ -113,7 +113,7 @@ def evaluate(
 
     Args:
         ckpt: any model file ``load_model`` reads: an ``ISRModule`` or ``ReIDFineTuneModule``
-            checkpoint, or the ISR release.
+            checkpoint, or the ISR release; a local path or a URL (``s3://...``).
         root: dataset folder.
         dataset: ``market1501``, ``msmt17``, ``cuhk03-np-detected``, ``cuhk03-np-labeled`` or
             ``folder``.

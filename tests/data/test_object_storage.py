@@ -1,0 +1,174 @@
+"""Shards and checkpoints on object storage: a real S3 server (SeaweedFS) on loopback, no mocks."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pytest
+import torch
+
+from isr_lightning.data.clip_index import BoxSelection, PairSampling
+from isr_lightning.data.extract import extract_corpus
+from isr_lightning.data.shards import SHARD_INDEX, ShardCrops, ShardIndex
+from isr_lightning.data.stream import VideoPairStream
+from isr_lightning.data.transforms import CropTransform
+from isr_lightning.storage import FileCache, StorageError, read_bytes, write_bytes
+from tests.lightning_cli.helpers import TINY, command
+
+SIZE = (16, 8)
+STREAM = {
+    "batch_size": 3,
+    "batches_per_epoch": 6,
+    "sampling": PairSampling(delta_frames=(1, 4)),
+    "boxes": BoxSelection(min_box_size=2),
+}
+
+
+@pytest.fixture(scope="module")
+def local_shards(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "shards"
+    extract_corpus(str(corpus), out, size=SIZE, workers=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def s3_shards(corpus: Path, s3_store) -> str:
+    url = "s3://isr/one-machine"
+    summary = extract_corpus(str(corpus), url, size=SIZE, workers=2, chunk_bytes="16KB")  # ~14 chunks
+    assert summary["status"] == "extracted" and summary["clips"] == 8
+    return url
+
+
+def _all_crops(root: str) -> dict[tuple[int, int], np.ndarray]:
+    """Every stored crop of a shard folder, by (clip, frame)."""
+    crops = ShardCrops(root, SIZE, BoxSelection(min_box_size=1), PairSampling(delta_frames=(1, 4)))
+    out = {}
+    for clip in range(len(crops.shard_index.clips)):
+        numbers, _, boxes = crops.shard_index.frames(clip)
+        for f, fb in zip(numbers.tolist(), boxes, strict=True):
+            [out[clip, f]] = crops.read(clip, [(f, np.arange(len(fb.boxes)))])
+    return out
+
+
+def test_shards_on_s3_train_exactly_like_local_ones(local_shards, s3_shards, tmp_path):
+    local, remote = ShardIndex.read(local_shards), ShardIndex.read(s3_shards)
+    assert remote.clips == local.clips
+    for name, array in local.arrays.items():
+        np.testing.assert_array_equal(remote.arrays[name], array)
+    assert not Path("s3:").exists()
+    transform = CropTransform(image_size=SIZE)
+    want = VideoPairStream.from_shards(str(local_shards), transform, **STREAM)
+    # a local copy of at most one chunk file: every read fetches (and evicts) again
+    got = VideoPairStream.from_shards(s3_shards, transform, cache_dir=str(tmp_path), cache_gb=1e-9, **STREAM)
+    for b in range(6):
+        w, g = want.make_batch(0, 0, 1, 2, b), got.make_batch(0, 0, 1, 2, b)
+        assert g.frame_ids.tolist() == w.frame_ids.tolist()
+        torch.testing.assert_close(g.crops, w.crops, rtol=0, atol=0)
+    cached = [p for p in tmp_path.rglob("chunk-*.bin")]
+    assert len(cached) == 1  # bounded: the chunk read last
+
+
+def test_a_store_restarting_mid_epoch_delays_batches_and_changes_none(local_shards, s3_shards, s3_store, tmp_path):
+    transform = CropTransform(image_size=SIZE)
+    want = VideoPairStream.from_shards(str(local_shards), transform, **STREAM)
+    got = VideoPairStream.from_shards(s3_shards, transform, cache_dir=str(tmp_path), cache_gb=1e-9, **STREAM)
+    torch.testing.assert_close(got.make_batch(0, 0, 1, 2, 0).crops, want.make_batch(0, 0, 1, 2, 0).crops)
+    s3_store.stop()  # down between two batches; the next chunk is not in the local copy
+    restart = threading.Timer(3.0, s3_store.start)
+    restart.start()
+    t0 = time.monotonic()
+    try:
+        for b in range(1, 6):
+            torch.testing.assert_close(got.make_batch(0, 0, 1, 2, b).crops, want.make_batch(0, 0, 1, 2, b).crops)
+    finally:
+        restart.join()
+    assert time.monotonic() - t0 >= 3.0  # the batches waited for the store
+
+
+def _node(rank: int) -> list[str]:
+    return ["--workers", "1", "--num_nodes", "2", "--node_rank", str(rank)]
+
+
+def test_two_machines_extract_the_items_one_machine_extracts(corpus, s3_shards, s3_store):
+    url = "s3://isr/two-machines"
+    nodes = [
+        subprocess.Popen(
+            [*command("isr-lightning"), "extract", str(corpus), url, "--size", "[16,8]", *_node(rank)],
+            env={**os.environ, **s3_store.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (1, 0)  # node 0 waits for node 1's part
+    ]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    assert "this machine's part of 4 clips" in outputs[0][0] and "extracted 8 clips" in outputs[1][0]
+    one, two = ShardIndex.read(s3_shards), ShardIndex.read(url)
+    assert [c["chunks"] for c in two.clips] == ["chunks-0"] * 4 + ["chunks-1"] * 4
+    assert [{**c, "chunks": None} for c in two.clips] == [{**c, "chunks": None} for c in one.clips]
+    for name in ("frame_number", "box_start", "boxes", "scores", "ids"):
+        np.testing.assert_array_equal(two.arrays[name], one.arrays[name])
+    want, got = _all_crops(s3_shards), _all_crops(url)
+    assert got.keys() == want.keys()
+    for key, crops in want.items():
+        torch.testing.assert_close(got[key], crops, rtol=0, atol=0)
+    assert not fsspec.filesystem("s3").exists("isr/two-machines/parts/0.json")  # node 0 cleans up
+
+
+def test_reads_retry_while_the_store_restarts_and_name_the_url_when_it_stays_down(s3_store):
+    url = "s3://isr/restart/object.bin"
+    write_bytes(url, b"payload")
+    s3_store.stop()
+    try:
+        with pytest.raises(StorageError, match=r"s3://isr/restart/object\.bin"):
+            read_bytes(url, retry_seconds=2)
+        restart = threading.Timer(3.0, s3_store.start)
+        restart.start()
+        t0 = time.monotonic()
+        assert read_bytes(url) == b"payload"  # retried until the server was back
+        assert time.monotonic() - t0 >= 3.0
+        restart.join()
+    finally:
+        if s3_store.process is None:
+            s3_store.start()
+    cache = FileCache("s3://isr/restart")
+    with pytest.raises(FileNotFoundError):
+        cache.path("missing.bin")  # not retried: it will not appear
+
+
+@pytest.mark.slow  # ~40 s: extract, fit, resume and load, each a command
+def test_extract_fit_and_resume_with_everything_in_the_store(run_cli, tiny_corpus, s3_store, tmp_path):
+    shards, run = "s3://isr/cli/shards", "s3://isr/cli/run"
+    result = run_cli("isr-lightning", "extract", str(tiny_corpus), shards, "--size", "[64,32]", "--fps", "6")
+    assert "extracted 2 clips" in result.stdout and shards in result.stdout
+    fit = ["fit", "--config", "cpu_demo", "--data.root", shards, "--trainer.default_root_dir", run, *TINY]
+    first = run_cli("isr-lightning", *fit)
+    assert f"checkpoint: {run}/checkpoints/last.ckpt" in first.stdout
+    last = f"{run}/checkpoints/last.ckpt"
+    resumed = run_cli("isr-lightning", *fit, "--trainer.max_steps=4", "--ckpt_path", last)
+    assert f"checkpoint: {last}" in resumed.stdout
+    assert not (tmp_path / "s3:").exists()  # nothing written under a folder named after the scheme
+    checkpoint = torch.load(io.BytesIO(read_bytes(last)), weights_only=True)
+    assert checkpoint["global_step"] == 4
+    code = f"from isr_lightning import load_model; print(load_model({last!r}).hparams.embed_dim)"
+    load = [sys.executable, "-c", code]
+    assert subprocess.run(load, capture_output=True, text=True, check=True).stdout.strip() == "32"
+
+
+def test_an_unreachable_store_is_one_line_naming_the_url(run_cli, tiny_corpus, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard port: nothing listens
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("ISR_LIGHTNING_RETRY_SECONDS", "1")
+    result = run_cli("isr-lightning", "extract", str(tiny_corpus), "s3://isr/nowhere", check=False)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "s3://isr/nowhere/" + SHARD_INDEX in result.stderr
