@@ -21,6 +21,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from isr_lightning.data.boxes import box_iou
+from isr_lightning.storage import read_bytes
 
 __all__ = [
     "DETECTION_DECIMALS",
@@ -207,8 +208,7 @@ def _group_by_frame(table: np.ndarray, scores: np.ndarray) -> dict[int, FrameBox
 def _read_text(path: str) -> str:
     """The content of a MOT file (local path or fsspec URL) as text."""
     try:
-        with fsspec.open(path, "rb") as f:
-            raw = f.read()
+        raw = read_bytes(path)
     except FileNotFoundError:
         raise
     except OSError as err:  # remote errors, permissions

@@ -13,11 +13,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import fsspec
 import numpy as np
 from PIL import Image
 
 from isr_lightning.data.sources import Clip
+from isr_lightning.storage import is_url, read_bytes
 
 __all__ = [
     "DEFAULT_VIDEO_BACKEND",
@@ -61,6 +61,11 @@ class FrameReader(Protocol):
         ...
 
 
+def _video_input(source: str) -> str | bytes:
+    """What a decoder opens: a local path, or the bytes of a URL (read once, retried)."""
+    return read_bytes(source) if is_url(source) else source.removeprefix("file://")
+
+
 def _sorted_read(reader: Any, indices: Sequence[int], decode: Any) -> np.ndarray:
     """Frames ``indices`` (any order, repeats allowed) from one ``decode(sorted unique indices)`` call.
 
@@ -96,12 +101,9 @@ class DecordVideoReader:
 
         self.source = source
         try:
-            if "://" in source and not source.startswith("file://"):
-                with fsspec.open(source, "rb") as f:
-                    data = f.read()
-                self._vr = decord.VideoReader(io.BytesIO(data), num_threads=num_threads)
-            else:
-                self._vr = decord.VideoReader(source.removeprefix("file://"), num_threads=num_threads)
+            data = _video_input(source)
+            data = io.BytesIO(data) if isinstance(data, bytes) else data
+            self._vr = decord.VideoReader(data, num_threads=num_threads)
             self.num_frames = len(self._vr)
             if self.num_frames <= 0:
                 raise UnreadableVideoError(f"{source}: no frames")
@@ -154,11 +156,8 @@ class PyAVVideoReader:
 
         self.source = source
         try:
-            if "://" in source and not source.startswith("file://"):
-                with fsspec.open(source, "rb") as f:
-                    self._container = av.open(io.BytesIO(f.read()))
-            else:
-                self._container = av.open(source.removeprefix("file://"))
+            data = _video_input(source)
+            self._container = av.open(io.BytesIO(data) if isinstance(data, bytes) else data)
             self._stream = self._container.streams.video[0]
             if num_threads:
                 self._stream.codec_context.thread_count = num_threads
@@ -267,11 +266,7 @@ class TorchCodecVideoReader:
                 f"video_backend='torchcodec' needs torchcodec and FFmpeg's shared libraries: {err}"
             ) from err
         try:
-            if "://" in source and not source.startswith("file://"):
-                with fsspec.open(source, "rb") as f:
-                    data: Any = f.read()
-            else:
-                data = source.removeprefix("file://")
+            data = _video_input(source)
             self._decoder = VideoDecoder(data, num_ffmpeg_threads=num_threads, dimension_order="NHWC", device=device)
             meta = self._decoder.metadata
             self.num_frames = int(meta.num_frames or 0)
