@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -142,6 +143,15 @@ def test_two_machines_extract_the_items_one_machine_extracts(corpus, s3_shards, 
     for key, crops in want.items():
         torch.testing.assert_close(got[key], crops, rtol=0, atol=0)
     assert not fsspec.filesystem("s3").exists("isr/two-machines/parts/0.json")  # node 0 cleans up
+
+
+def test_node_0_refuses_a_part_left_by_an_extraction_with_other_options(corpus, s3_store):
+    url = "s3://isr/stale-part"
+    stale = {"meta": {"size": [8, 4]}, "records": []}  # a part of an older run, at another crop size
+    write_bytes(f"{url}/parts/1.json", json.dumps(stale).encode())
+    with pytest.raises(ValueError, match=r"parts/1\.json was written by an extraction with other options"):
+        extract_corpus(str(corpus), url, size=SIZE, num_nodes=2, node_rank=0, merge_timeout=60)
+    assert not fsspec.filesystem("s3").exists(f"isr/stale-part/{SHARD_INDEX}")
 
 
 def test_reads_retry_while_the_store_restarts_and_name_the_url_when_it_stays_down(s3_store):

@@ -65,6 +65,7 @@ WORK_DIR = ".extract"
 """Where an extraction in progress keeps its worker logs and LitData cache (removed at the end)."""
 PARTS_DIR = "parts"
 """Where each machine of a multi-machine extraction leaves the records of its clips for node 0."""
+_PER_MACHINE = ("workers", "corpus")  # options that may differ between the machines of one extraction
 
 
 def kept_frames(frames: list[int], fps: float, fps_cap: float | None) -> list[int]:
@@ -277,11 +278,12 @@ def _write_index(out: str, index: dict[str, Any], arrays: dict[str, np.ndarray])
     write_bytes(join(out, SHARD_INDEX), json.dumps(index, indent=1).encode())
 
 
-def _wait_for_parts(out: str, num_nodes: int, timeout: float) -> dict[str, list[dict[str, Any]]]:
+def _wait_for_parts(out: str, num_nodes: int, timeout: float, meta: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The records of every machine's part, once all are written (polled every 2 s).
 
     Raises:
         TimeoutError: a part is still missing after ``timeout`` seconds.
+        ValueError: a part was written by an extraction with other options (an older run).
     """
     deadline = time.monotonic() + timeout
     names = [join(out, PARTS_DIR, f"{rank}.json") for rank in range(num_nodes)]
@@ -292,7 +294,14 @@ def _wait_for_parts(out: str, num_nodes: int, timeout: float) -> dict[str, list[
                 f"({missing[0]}...): run their extraction, then rerun node 0 to write the index"
             )
         time.sleep(2.0)
-    return {_part_folder(rank, num_nodes): json.loads(read_bytes(name)) for rank, name in enumerate(names)}
+    parts = {}
+    for rank, name in enumerate(names):
+        part = json.loads(read_bytes(name))
+        theirs, ours = ({k: v for k, v in m.items() if k not in _PER_MACHINE} for m in (part["meta"], meta))
+        if theirs != ours:
+            raise ValueError(f"{name} was written by an extraction with other options: {theirs} (node 0: {ours})")
+        parts[_part_folder(rank, num_nodes)] = part["records"]
+    return parts
 
 
 def _part_folder(node_rank: int, num_nodes: int) -> str:
@@ -489,32 +498,35 @@ def extract_corpus(
         },
     )
     t0 = time.perf_counter()
-    with _optimizer_cache(work / "cache"), _watch_progress(work, len(mine)):
-        optimize(
-            fn=fn,
-            inputs=mine,
-            output_dir=str((stage / CHUNKS_DIR).resolve()),
-            num_workers=workers,
-            chunk_bytes=chunk_bytes,
-            keep_data_ordered=True,
-            reorder_files=False,
-            verbose=False,
-        )
-    records = _part_records(stage, work)
-    shutil.rmtree(work)
     part = _part_folder(node_rank, num_nodes)
-    nbytes = sum(p.stat().st_size for p in (stage / CHUNKS_DIR).rglob("*") if p.is_file())
-    if not in_place:
-        upload_folder(stage / CHUNKS_DIR, join(out, part), last=("index.json",))
-        shutil.rmtree(stage)
+    try:
+        with _optimizer_cache(work / "cache"), _watch_progress(work, len(mine)):
+            optimize(
+                fn=fn,
+                inputs=mine,
+                output_dir=str((stage / CHUNKS_DIR).resolve()),
+                num_workers=workers,
+                chunk_bytes=chunk_bytes,
+                keep_data_ordered=True,
+                reorder_files=False,
+                verbose=False,
+            )
+        records = _part_records(stage, work)
+        shutil.rmtree(work)
+        nbytes = sum(p.stat().st_size for p in (stage / CHUNKS_DIR).rglob("*") if p.is_file())
+        if not in_place:
+            upload_folder(stage / CHUNKS_DIR, join(out, part), last=("index.json",))
+    finally:
+        if not in_place:
+            shutil.rmtree(stage, ignore_errors=True)
     summary = {"clips": len(mine), "seconds": time.perf_counter() - t0, "bytes": nbytes}
     if num_nodes == 1:
         parts = {part: records}
     else:
-        write_bytes(join(out, PARTS_DIR, f"{node_rank}.json"), json.dumps(records).encode())
+        write_bytes(join(out, PARTS_DIR, f"{node_rank}.json"), json.dumps({"meta": meta, "records": records}).encode())
         if node_rank != 0:
             return {"status": "part", **summary, **_counts(records)}
-        parts = _wait_for_parts(out, num_nodes, merge_timeout)
+        parts = _wait_for_parts(out, num_nodes, merge_timeout, meta)
     index, arrays, skipped = _combine(clips, parts, meta)
     _write_index(out, index, arrays)
     if num_nodes > 1:
