@@ -10,10 +10,13 @@ DataLoader worker. Reports extraction time, size on disk, frame pairs/s of each 
 of rounds) and their ratio, and the shards' rate without augmentation (what reading costs:
 the augmentation, shared by both sources, is most of a shard batch's time). With
 ``--jpeg-quality Q`` it also extracts JPEG shards (``extract_corpus(jpeg_quality=Q)``) and
-reports their size and rates beside the raw ones.
+reports their size and rates beside the raw ones. With ``--store URL`` (an S3 prefix; the AWS
+variables name the server, docs/scale_out.md) it also extracts there and reads the shards from
+the store: the first round with an empty local copy of the chunks (every chunk downloaded as
+sampling first needs it), the next rounds from the local copy.
 
 Run: ``.venv/bin/python benchmarks/bench_shards.py [--batches 60] [--rounds 3] [--size 128x64]
-[--jpeg-quality 90]``
+[--jpeg-quality 90] [--store s3://bucket/prefix]``
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="extraction workers")
     parser.add_argument("--out", default=None, help="shard folder (default: a temporary one)")
     parser.add_argument("--jpeg-quality", type=int, default=None, help="also measure JPEG shards of this quality")
+    parser.add_argument("--store", default=None, help="also extract to and read from this URL (s3://...)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in a DataLoader worker
     corpus = DEFAULT_CACHE / "demo-seed0" / "corpus-40"
@@ -67,6 +71,8 @@ def main() -> None:
         folders = {"shards": (out, None)}
         if args.jpeg_quality is not None:
             folders[f"JPEG q{args.jpeg_quality} shards"] = (out.with_name(out.name + "-jpeg"), args.jpeg_quality)
+        if args.store is not None:
+            folders["shards in the store"] = (args.store, None)
         for name, (folder, quality) in folders.items():
             summary = extract_corpus(str(corpus), folder, size=size, workers=args.workers, jpeg_quality=quality)
             if summary["status"] == "extracted":
@@ -75,8 +81,9 @@ def main() -> None:
                     f"crops at {args.size} in {summary['seconds']:.1f} s ({args.workers} worker(s)), "
                     f"{summary['bytes'] / 2**20:.1f} MiB on disk"
                 )
-            streams[name] = VideoPairStream.from_shards(str(folder), transform, **STREAM)
-            streams[f"{name}, no augmentation"] = VideoPairStream.from_shards(str(folder), plain, **STREAM)
+            cache = {"cache_dir": str(Path(tmp) / "store-copy")}  # empty at the first round
+            streams[name] = VideoPairStream.from_shards(str(folder), transform, **cache, **STREAM)
+            streams[f"{name}, no augmentation"] = VideoPairStream.from_shards(str(folder), plain, **cache, **STREAM)
         rates: dict[str, list[float]] = {name: [] for name in streams}
         for _ in range(args.rounds):
             for name, stream in streams.items():

@@ -105,10 +105,12 @@ BEHAVIOUR_TESTS = {
     "data/test_bad_inputs.py": "bad files counted and skipped from discovery to batches",
     "data/test_distributed.py": "2-process gloo data splitting through the loader and the module",
     "data/test_mot17_mini.py": "real MOT17 frames through the whole data path",
+    "data/test_object_storage.py": "shards, manifests and checkpoints in a real S3 server (storage, extract, shards)",
     "data/test_predict_video.py": "trainer.predict over video boxes (data and predict.py)",
     "data/test_worker_processes.py": "loader workers started after decoders were used",
     "finetune/test_distributed.py": "2-process gloo fine-tuning (sampler, losses, validation)",
     "finetune/test_recipes.py": "the fine-tuning recipes through the command line",
+    "test_multinode.py": "2 nodes x 1 process (gloo, loopback) training from s3:// shards, and a node killed",
 }
 NOT_THE_PACKAGE = ("benchmarks", "docs", "examples")  # tests of the repository's other folders
 
