@@ -49,3 +49,18 @@ def mot17_mini() -> Path:
     if not MOT17_MINI.is_dir():
         pytest.skip(f"{MOT17_MINI} not present")
     return MOT17_MINI.resolve()
+
+
+SHARD_SIZE = (16, 8)
+"""Crop size of the :func:`shards` fixture."""
+
+
+@pytest.fixture(scope="session")
+def shards(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`corpus` extracted by two LitData workers at :data:`SHARD_SIZE`."""
+    from isr_lightning.data.extract import extract_corpus
+
+    out = tmp_path_factory.mktemp("shards") / "out"
+    summary = extract_corpus(str(corpus), out, size=SHARD_SIZE, workers=2)
+    assert summary["status"] == "extracted" and summary["clips"] == 8 and summary["skipped"] == {}
+    return out

@@ -23,22 +23,8 @@ from isr_lightning.data.sources import discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.storage import FileCache, StorageError, read_bytes, write_bytes
+from tests.data.test_shards import SIZE, STREAM
 from tests.lightning_cli.helpers import TINY, command
-
-SIZE = (16, 8)
-STREAM = {
-    "batch_size": 3,
-    "batches_per_epoch": 6,
-    "sampling": PairSampling(delta_frames=(1, 4)),
-    "boxes": BoxSelection(min_box_size=2),
-}
-
-
-@pytest.fixture(scope="module")
-def local_shards(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("local") / "shards"
-    extract_corpus(str(corpus), out, size=SIZE, workers=2)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +46,14 @@ def _all_crops(root: str) -> dict[tuple[int, int], np.ndarray]:
     return out
 
 
-def test_shards_on_s3_train_exactly_like_local_ones(local_shards, s3_shards, tmp_path):
-    local, remote = ShardIndex.read(local_shards), ShardIndex.read(s3_shards)
+def test_shards_on_s3_train_exactly_like_local_ones(shards, s3_shards, tmp_path):
+    local, remote = ShardIndex.read(shards), ShardIndex.read(s3_shards)
     assert remote.clips == local.clips
     for name, array in local.arrays.items():
         np.testing.assert_array_equal(remote.arrays[name], array)
     assert not Path("s3:").exists()
     transform = CropTransform(image_size=SIZE)
-    want = VideoPairStream.from_shards(str(local_shards), transform, **STREAM)
+    want = VideoPairStream.from_shards(str(shards), transform, **STREAM)
     # a local copy of at most one chunk file: every read fetches (and evicts) again
     got = VideoPairStream.from_shards(s3_shards, transform, cache_dir=str(tmp_path), cache_gb=1e-9, **STREAM)
     for b in range(6):
@@ -78,9 +64,9 @@ def test_shards_on_s3_train_exactly_like_local_ones(local_shards, s3_shards, tmp
     assert len(cached) == 1  # bounded: the chunk read last
 
 
-def test_a_store_restarting_mid_epoch_delays_batches_and_changes_none(local_shards, s3_shards, s3_store, tmp_path):
+def test_a_store_restarting_mid_epoch_delays_batches_and_changes_none(shards, s3_shards, s3_store, tmp_path):
     transform = CropTransform(image_size=SIZE)
-    want = VideoPairStream.from_shards(str(local_shards), transform, **STREAM)
+    want = VideoPairStream.from_shards(str(shards), transform, **STREAM)
     got = VideoPairStream.from_shards(s3_shards, transform, cache_dir=str(tmp_path), cache_gb=1e-9, **STREAM)
     torch.testing.assert_close(got.make_batch(0, 0, 1, 2, 0).crops, want.make_batch(0, 0, 1, 2, 0).crops)
     s3_store.stop()  # down between two batches; the next chunk is not in the local copy

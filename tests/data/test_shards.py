@@ -17,10 +17,11 @@ from isr_lightning.data.shards import CHUNKS_DIR, CorruptShardError, ShardCrops,
 from isr_lightning.data.sources import discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform, crop_boxes, resize_crops
+from tests.data.conftest import SHARD_SIZE
 from tests.data.videohelpers import decode_reference
 from tests.lightning_cli.helpers import TINY
 
-SIZE = (16, 8)
+SIZE = SHARD_SIZE
 SMALL = CropTransform(image_size=SIZE)
 STREAM = {
     "batch_size": 3,
@@ -28,14 +29,6 @@ STREAM = {
     "sampling": PairSampling(delta_frames=(1, 4)),
     "boxes": BoxSelection(min_box_size=2),
 }
-
-
-@pytest.fixture(scope="module")
-def shards(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("shards") / "out"
-    summary = extract_corpus(str(corpus), out, size=SIZE, workers=2)
-    assert summary["status"] == "extracted" and summary["clips"] == 8 and summary["skipped"] == {}
-    return out
 
 
 def _summary(batch):
