@@ -74,8 +74,8 @@ def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def _transient(err: BaseException) -> bool:
-    """Whether ``err`` may pass on a retry (not: no such file, no permission, bad request)."""
-    return not isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError | ValueError)
+    """Whether ``err`` may pass on a retry (not: no permission, a folder, a bad request)."""
+    return not isinstance(err, PermissionError | IsADirectoryError | ValueError)
 
 
 def _retry(url: str, action: Callable[[], T], retry_seconds: float = RETRY_SECONDS) -> T:
@@ -83,7 +83,7 @@ def _retry(url: str, action: Callable[[], T], retry_seconds: float = RETRY_SECON
     while True:
         try:
             return action()
-        except FileNotFoundError:
+        except FileNotFoundError:  # it will not appear: not retried, and kept a FileNotFoundError
             raise
         except Exception as err:
             if not _transient(err) or time.monotonic() + delay > deadline:
