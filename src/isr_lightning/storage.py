@@ -73,8 +73,13 @@ def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
         raise StorageError(f"cannot open {url}: {err}") from err
 
 
+_CONFIGURATION_ERRORS = ("NoCredentialsError", "PartialCredentialsError")  # botocore's: no waiting fixes them
+
+
 def _transient(err: BaseException) -> bool:
-    """Whether ``err`` may pass on a retry (not: no permission, a folder, a bad request)."""
+    """Whether ``err`` may pass on a retry (not: no permission, a folder, a bad request, no credentials)."""
+    if type(err).__name__ in _CONFIGURATION_ERRORS:
+        return False
     return not isinstance(err, PermissionError | IsADirectoryError | ValueError)
 
 

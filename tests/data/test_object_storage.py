@@ -191,3 +191,16 @@ def test_an_unreachable_store_is_one_line_naming_the_url(run_cli, tiny_corpus, m
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert error.startswith(f"isr-lightning extract: error: cannot read s3://isr/nowhere/{SHARD_INDEX}: ")
     assert all(line.startswith("reading s3://isr/nowhere/") for line in retries)
+
+
+def test_missing_credentials_fail_at_once_naming_the_url(run_cli, tiny_corpus, s3_store, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    start = time.monotonic()
+    result = run_cli("isr-lightning", "extract", str(tiny_corpus), "s3://isr/no-credentials", check=False)
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        f"isr-lightning extract: error: cannot read s3://isr/no-credentials/{SHARD_INDEX}: "
+        "NoCredentialsError('Unable to locate credentials')"
+    ]
+    assert time.monotonic() - start < 60  # not retried for ISR_LIGHTNING_RETRY_SECONDS (120)
