@@ -186,6 +186,7 @@ class _Chunks:
         from litdata import StreamingDataset
 
         self.folder, self.cache = folder, cache
+        self._checked: set[str] = set()  # chunk files of the local copy whose size was checked
         local = str(cache.folder) if cache is not None else folder
         index_file = cache.path("index.json") if cache is not None else os.path.join(folder, "index.json")
         try:
@@ -213,17 +214,24 @@ class _Chunks:
         return join(self.folder, self._chunk_of(item)["filename"])
 
     def __getitem__(self, item: int) -> dict[str, Any]:
-        for attempt in range(2):
-            if self.cache is not None:  # fetch the chunk (again, if another process evicted it)
-                chunk = self._chunk_of(item)
-                self._check_size(chunk, self.cache.path(chunk["filename"]))
+        attempts = 1 if self.cache is None else 2  # a second: another process evicted the chunk meanwhile
+        for attempt in range(attempts):
+            if self.cache is not None:
+                self._fetch(self._chunk_of(item))
             try:
                 return self.dataset[int(item)]
             except Exception as err:  # litdata raises whatever its deserialiser hits
-                if self.cache is not None and attempt == 0:
-                    continue
-                raise CorruptShardError(f"corrupt chunk file {self.file_of(item)}: item {item}: {err!r}") from err
+                if attempt == attempts - 1:
+                    raise CorruptShardError(f"corrupt chunk file {self.file_of(item)}: item {item}: {err!r}") from err
         raise AssertionError("unreachable")
+
+    def _fetch(self, chunk: dict[str, Any]) -> None:
+        """Make the local copy hold ``chunk``; its size is checked once per process."""
+        assert self.cache is not None
+        path = self.cache.path(chunk["filename"])
+        if chunk["filename"] not in self._checked:
+            self._check_size(chunk, path)
+            self._checked.add(chunk["filename"])
 
 
 class ShardCrops:
