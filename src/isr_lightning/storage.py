@@ -28,6 +28,7 @@ from typing import TypeVar
 import fsspec
 
 __all__ = [
+    "DEFAULT_CACHE_GB",
     "RETRY_SECONDS",
     "FileCache",
     "StorageError",
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = float(os.environ.get("ISR_LIGHTNING_RETRY_SECONDS", 120))
 """How long a read keeps retrying a store that does not answer before it fails
 (``$ISR_LIGHTNING_RETRY_SECONDS``, default 120)."""
+
+DEFAULT_CACHE_GB = 50.0
+"""The size a local copy of remote shards is kept under, by default (``--data.cache_gb``)."""
 
 T = TypeVar("T")
 
@@ -204,7 +208,7 @@ class FileCache:
         self,
         url: str,
         cache_dir: str | os.PathLike[str] | None = None,
-        max_bytes: float = 50e9,
+        max_bytes: float = DEFAULT_CACHE_GB * 1e9,
         pinned: tuple[str, ...] = (),
     ) -> None:
         self.url = url.rstrip("/")

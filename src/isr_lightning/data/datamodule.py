@@ -17,6 +17,7 @@ from isr_lightning.data.sources import Clip, check_root, discover_clips
 from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.data.video import DEFAULT_VIDEO_BACKEND
+from isr_lightning.storage import DEFAULT_CACHE_GB
 
 __all__ = ["VideoPairDataModule"]
 
@@ -96,7 +97,7 @@ class VideoPairDataModule(LightningDataModule):
         seed: int | None = None,
         pin_memory: bool = False,
         cache_dir: str | None = None,
-        cache_gb: float = 50.0,
+        cache_gb: float = DEFAULT_CACHE_GB,
     ) -> None:
         if root is None:
             check_root(root)

@@ -44,7 +44,7 @@ from isr_lightning.data.crop_source import LRU, CropRequest
 from isr_lightning.data.mot import FrameBoxes, clip_boxes
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import resize_crops
-from isr_lightning.storage import FileCache, is_url, join, read_bytes, url_exists
+from isr_lightning.storage import DEFAULT_CACHE_GB, FileCache, is_url, join, read_bytes, url_exists
 
 __all__ = [
     "BOXES_FILE",
@@ -262,7 +262,7 @@ class ShardCrops:
         sampling: PairSampling,
         index_cache: int = 256,
         cache_dir: str | None = None,
-        cache_gb: float = 50.0,
+        cache_gb: float = DEFAULT_CACHE_GB,
     ) -> None:
         self.root = str(root)
         self.shard_index = ShardIndex.read(root)

@@ -57,6 +57,7 @@ from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.data.video import DEFAULT_VIDEO_BACKEND, check_backend
 from isr_lightning.distributed import rank_and_world_size
+from isr_lightning.storage import DEFAULT_CACHE_GB
 
 __all__ = ["VideoPairStream"]
 
@@ -177,7 +178,12 @@ class VideoPairStream(IterableDataset):
 
     @classmethod
     def from_shards(
-        cls, root: str, transform: CropTransform, cache_dir: str | None = None, cache_gb: float = 50.0, **kwargs
+        cls,
+        root: str,
+        transform: CropTransform,
+        cache_dir: str | None = None,
+        cache_gb: float = DEFAULT_CACHE_GB,
+        **kwargs,
     ) -> VideoPairStream:
         """The stream of a crop-shard folder (local or a URL) written by ``isr-lightning extract``.
 
