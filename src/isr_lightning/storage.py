@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import posixpath
+import shutil
 import tempfile
 import time
 import uuid
@@ -38,6 +39,7 @@ __all__ = [
     "local_copy",
     "read_bytes",
     "remove",
+    "stamp",
     "upload_folder",
     "url_exists",
     "write_bytes",
@@ -121,6 +123,19 @@ def url_exists(url: str, retry_seconds: float = RETRY_SECONDS) -> bool:
     return _retry(url, lambda: fs.exists(path), retry_seconds)
 
 
+def stamp(url: str, retry_seconds: float = RETRY_SECONDS) -> str:
+    """What changes when the file or object at ``url`` is written again: size, modification time, ETag.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        StorageError: the store did not answer within ``retry_seconds``.
+    """
+    fs, path = _filesystem(url)
+    fs.invalidate_cache()
+    info = _retry(url, lambda: fs.info(path), retry_seconds)
+    return "|".join(str(info.get(key, "")) for key in ("size", "LastModified", "mtime", "ETag"))
+
+
 def _writing(url: str, action: Callable[[fsspec.AbstractFileSystem, str], object]) -> None:
     fs, path = _filesystem(url)
     try:
@@ -189,19 +204,27 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("ISR_LIGHTNING_CACHE") or Path.home() / ".cache" / "isr-lightning")
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
 class FileCache:
     """A local copy of the files of one remote folder, fetched on first use, bounded in size.
 
     Every process of a machine may share the folder: a file is downloaded to a temporary name
     and renamed, and the least recently used files are deleted when the folder grows past
-    ``max_bytes`` (a reader whose file was just evicted fetches it again).
+    ``max_bytes`` (a reader whose file was just evicted fetches it again). A copy is kept per
+    ``version`` of the remote folder: a copy made for another version (an earlier extraction to
+    the same URL) is deleted, never read.
 
     Args:
         url: the remote folder.
         cache_dir: the parent of all cached folders (``None``: :func:`default_cache_dir`
-            ``/store``); this folder's copy is ``cache_dir/<hash of url>``.
+            ``/store``); this folder's copy is ``cache_dir/<hash of url>/<hash of version>``.
         max_bytes: the size the copy is kept under (the file being fetched is always kept).
         pinned: names never evicted (an index the reader opens once).
+        version: what changes when the remote folder is written again (e.g. the :func:`stamp`
+            of its index).
     """
 
     def __init__(
@@ -210,11 +233,20 @@ class FileCache:
         cache_dir: str | os.PathLike[str] | None = None,
         max_bytes: float = DEFAULT_CACHE_GB * 1e9,
         pinned: tuple[str, ...] = (),
+        version: str = "",
     ) -> None:
         self.url = url.rstrip("/")
         base = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "store"
-        self.folder = base / hashlib.sha1(self.url.encode()).hexdigest()[:16]
+        copies = base / _digest(self.url)
+        self.folder = copies / _digest(version)
         self.max_bytes, self.pinned = max_bytes, pinned
+        for other in copies.glob("*"):
+            if other != self.folder:
+                log.info("deleting %s: a local copy of an earlier version of %s", other, self.url)
+                if other.is_dir():
+                    shutil.rmtree(other, ignore_errors=True)
+                else:  # a file of the layout before versions
+                    other.unlink(missing_ok=True)
 
     def path(self, name: str) -> str:
         """The local path of remote file ``name`` (relative to the folder), fetched if absent."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from isr_lightning.data.stream import VideoPairStream
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.storage import FileCache, StorageError, read_bytes, write_bytes
 from tests.data.test_shards import SIZE, STREAM
+from tests.data.videohelpers import synthetic_frames, write_video
 from tests.lightning_cli.helpers import TINY, command
 
 
@@ -35,9 +37,10 @@ def s3_shards(corpus: Path, s3_store) -> str:
     return url
 
 
-def _all_crops(root: str) -> dict[tuple[int, int], np.ndarray]:
+def _all_crops(root: str, cache_dir: Path | None = None) -> dict[tuple[int, int], np.ndarray]:
     """Every stored crop of a shard folder, by (clip, frame)."""
-    crops = ShardCrops(root, SIZE, BoxSelection(min_box_size=1), PairSampling(delta_frames=(1, 4)))
+    sampling = PairSampling(delta_frames=(1, 4))
+    crops = ShardCrops(root, SIZE, BoxSelection(min_box_size=1), sampling, cache_dir=cache_dir)
     out = {}
     for clip in range(len(crops.shard_index.clips)):
         numbers, _, boxes = crops.shard_index.frames(clip)
@@ -62,6 +65,26 @@ def test_shards_on_s3_train_exactly_like_local_ones(shards, s3_shards, tmp_path)
         torch.testing.assert_close(g.crops, w.crops, rtol=0, atol=0)
     cached = [p for p in tmp_path.rglob("chunk-*.bin")]
     assert len(cached) == 1  # bounded: the chunk read last
+
+
+def test_a_folder_extracted_again_to_the_same_url_is_read_afresh(corpus, s3_store, tmp_path):
+    # two clips, then the same clips, frames and boxes with other pixels: chunk files of the same sizes
+    original, redrawn = tmp_path / "original", tmp_path / "redrawn"
+    shutil.copytree(corpus / "cam0", original, ignore=shutil.ignore_patterns("clip[!0]*"))
+    shutil.copytree(original, redrawn)
+    write_video(redrawn / "clip0.mp4", synthetic_frames(24, 48, 64, seed=100))
+    url, copies = "s3://isr/again", tmp_path / "copies"
+    extract_corpus(str(original), url, size=SIZE)
+    first = _all_crops(url, copies)  # fills this machine's local copy
+    fsspec.filesystem("s3").rm("isr/again", recursive=True)
+    extract_corpus(str(redrawn), url, size=SIZE)
+    extract_corpus(str(redrawn), tmp_path / "local", size=SIZE)
+    want, got = _all_crops(str(tmp_path / "local")), _all_crops(url, copies)
+    assert got.keys() == want.keys() == first.keys()
+    assert any(not torch.equal(first[key], crops) for key, crops in want.items())  # the pixels differ
+    for key, crops in want.items():
+        torch.testing.assert_close(got[key], crops, rtol=0, atol=0)
+    assert len(list(copies.glob("*/*"))) == 1  # the first extraction's copy was deleted
 
 
 def test_a_store_restarting_mid_epoch_delays_batches_and_changes_none(shards, s3_shards, s3_store, tmp_path):

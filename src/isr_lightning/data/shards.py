@@ -44,7 +44,7 @@ from isr_lightning.data.crop_source import LRU, CropRequest
 from isr_lightning.data.mot import FrameBoxes, clip_boxes
 from isr_lightning.data.sources import Clip
 from isr_lightning.data.transforms import resize_crops
-from isr_lightning.storage import DEFAULT_CACHE_GB, FileCache, is_url, join, read_bytes, url_exists
+from isr_lightning.storage import DEFAULT_CACHE_GB, FileCache, is_url, join, read_bytes, stamp, url_exists
 
 __all__ = [
     "BOXES_FILE",
@@ -119,12 +119,15 @@ class ShardIndex:
             (``None`` or ``[reason, message]``).
         arrays: ``frame_item (F,)``, ``frame_number (F,)``, ``box_start (F + 1,)``,
             ``boxes (B, 4)``, ``scores (B,)``, ``ids (B,)``.
+        version: for a folder on object storage, the :func:`~isr_lightning.storage.stamp` of
+            its index, which changes when the folder is extracted again (``""`` when local).
     """
 
     root: str
     meta: dict[str, Any]
     clips: list[dict[str, Any]]
     arrays: dict[str, np.ndarray]
+    version: str = ""
 
     @classmethod
     def read(cls, root: str | os.PathLike[str]) -> ShardIndex:
@@ -135,6 +138,7 @@ class ShardIndex:
         """
         path = join(str(root), SHARD_INDEX)
         try:
+            version = stamp(path) if is_url(path) else ""
             data = json.loads(read_bytes(path))
             with np.load(io.BytesIO(read_bytes(join(str(root), BOXES_FILE)))) as npz:
                 arrays = {k: npz[k] for k in npz.files}
@@ -142,7 +146,7 @@ class ShardIndex:
             raise CorruptShardError(f"cannot read shard folder {root}: {err}") from err
         if data.get("format") != FORMAT_VERSION:
             raise CorruptShardError(f"{path}: format {data.get('format')!r}, expected {FORMAT_VERSION}")
-        return cls(str(root), data["meta"], data["clips"], arrays)
+        return cls(str(root), data["meta"], data["clips"], arrays, version)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -331,11 +335,10 @@ class ShardCrops:
         name = self.shard_index.clips[index].get("chunks", CHUNKS_DIR)
         if name not in self._chunks:
             folder = join(self.root, name)
-            cache = (
-                FileCache(folder, self.cache_dir, self.cache_gb * 1e9, pinned=("index.json",))
-                if is_url(folder)
-                else None
-            )
+            cache = None
+            if is_url(folder):
+                limit, version = self.cache_gb * 1e9, self.shard_index.version
+                cache = FileCache(folder, self.cache_dir, limit, pinned=("index.json",), version=version)
             self._chunks[name] = _Chunks(folder, cache)
         return self._chunks[name]
 
