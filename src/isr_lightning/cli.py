@@ -133,7 +133,7 @@ def run_function(target: Command | Mapping[str, Command], argv: Sequence[str], p
     parser = function_parser(target, prog)
     if not logging.getLogger().handlers:  # commands report skipped inputs through logging
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-        for chatty in ("botocore", "aiobotocore", "s3fs"):  # object storage: "Found credentials..." on every run
+        for chatty in ("botocore", "aiobotocore", "s3fs", "litdata"):  # "Found credentials...", cache sizes: every run
             logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         kwargs = parser.instantiate(parser.parse_args(argv))

@@ -189,6 +189,7 @@ def test_extract_fit_and_resume_with_everything_in_the_store(run_cli, tiny_corpu
     shards, run = "s3://isr/cli/shards", "s3://isr/cli/run"
     result = run_cli("isr-lightning", "extract", str(tiny_corpus), shards, "--size", "[64,32]", "--fps", "6")
     assert "extracted 2 clips" in result.stdout and shards in result.stdout
+    assert all(line.startswith("extract: ") for line in result.stderr.splitlines())  # progress only
     fit = ["fit", "--config", "cpu_demo", "--data.root", shards, "--trainer.default_root_dir", run, *TINY]
     first = run_cli("isr-lightning", *fit)
     assert f"checkpoint: {run}/checkpoints/last.ckpt" in first.stdout
