@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from isr_lightning.matching import HungarianMiner
 from isr_lightning.module import ISRModule
 from isr_lightning.pairs import mine_batch_pairs, pair_precision_counts
 from isr_lightning.reliability import UniformReliability
+from isr_lightning.storage import default_cache_dir
 from isr_lightning.synth import generate_benchmark, generate_corpus
 
 __all__ = [
@@ -57,7 +57,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE = Path(os.environ.get("ISR_LIGHTNING_CACHE", Path.home() / ".cache" / "isr-lightning"))
+DEFAULT_CACHE = default_cache_dir()
 REPORTED = (*BENCHMARK_SCORES, "pair_precision")
 """Reported for the main benchmark (``mall``); the other benchmarks report rank-1 and mAP."""
 

@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from isr_lightning.data.sharding import sampling_seed
 from isr_lightning.data.transforms import CropTransform
 from isr_lightning.evaluation.datasets import DATASETS, ReIDImageDataset, ReIDItem, ReIDSplit, load_reid_dataset
 from isr_lightning.finetune.sampler import PKSampler
+from isr_lightning.storage import default_cache_dir
 from isr_lightning.synth.benchmark import BenchmarkConfig
 
 __all__ = ["CropImageTransform", "PKDataLoader", "ReIDTrainDataModule", "relabel"]
@@ -109,10 +109,6 @@ class PKDataLoader(DataLoader):
         self.sampler.load_state_dict(state)
 
 
-def _default_cache() -> Path:
-    return Path(os.environ.get("ISR_LIGHTNING_CACHE", Path.home() / ".cache" / "isr-lightning"))
-
-
 class ReIDTrainDataModule(LightningDataModule):
     """The training split of a ReID benchmark in P x K batches, and its query/gallery for validation.
 
@@ -180,7 +176,7 @@ class ReIDTrainDataModule(LightningDataModule):
             raise ValueError("synthetic data needs dataset='folder' and synthetic.num_train_identities >= 1")
         if root is None and synthetic is not None:
             key = hashlib.sha1(json.dumps(synthetic.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
-            root = _default_cache() / "finetune" / f"{synthetic.domain}-{key}"
+            root = default_cache_dir() / "finetune" / f"{synthetic.domain}-{key}"
         # a missing root is reported by setup(): an error raised here would reach the command
         # line wrapped in the parser's message, one raised in setup() as one line
         self.root = None if root is None else Path(root).expanduser()
