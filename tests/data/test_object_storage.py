@@ -37,7 +37,7 @@ def s3_shards(corpus: Path, s3_store) -> str:
     return url
 
 
-def _all_crops(root: str, cache_dir: Path | None = None) -> dict[tuple[int, int], np.ndarray]:
+def _all_crops(root: str, cache_dir: Path | None = None) -> dict[tuple[int, int], torch.Tensor]:
     """Every stored crop of a shard folder, by (clip, frame)."""
     sampling = PairSampling(delta_frames=(1, 4))
     crops = ShardCrops(root, SIZE, BoxSelection(min_box_size=1), sampling, cache_dir=cache_dir)
@@ -68,7 +68,7 @@ def test_shards_on_s3_train_exactly_like_local_ones(shards, s3_shards, tmp_path)
 
 
 def test_a_folder_extracted_again_to_the_same_url_is_read_afresh(corpus, s3_store, tmp_path):
-    # two clips, then the same clips, frames and boxes with other pixels: chunk files of the same sizes
+    # one clip, then the same clip, frames and boxes with other pixels: chunk files of the same sizes
     original, redrawn = tmp_path / "original", tmp_path / "redrawn"
     shutil.copytree(corpus / "cam0", original, ignore=shutil.ignore_patterns("clip[!0]*"))
     shutil.copytree(original, redrawn)
