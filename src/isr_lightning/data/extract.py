@@ -519,13 +519,13 @@ def extract_corpus(
     finally:
         if not in_place:
             shutil.rmtree(stage, ignore_errors=True)
-    summary = {"clips": len(mine), "seconds": time.perf_counter() - t0, "bytes": nbytes}
     if num_nodes == 1:
         parts = {part: records}
     else:
         write_bytes(join(out, PARTS_DIR, f"{node_rank}.json"), json.dumps({"meta": meta, "records": records}).encode())
         if node_rank != 0:
-            return {"status": "part", **summary, **_counts(records)}
+            seconds = time.perf_counter() - t0
+            return {"status": "part", "clips": len(mine), **_counts(records), "seconds": seconds, "bytes": nbytes}
         parts = _wait_for_parts(out, num_nodes, merge_timeout, meta)
     index, arrays, skipped = _combine(clips, parts, meta)
     _write_index(out, index, arrays)
@@ -534,13 +534,13 @@ def extract_corpus(
             remove(join(out, PARTS_DIR, f"{rank}.json"))
     return {
         "status": "extracted",
-        **summary,
         "clips": len(clips),
         "frames": len(arrays["frame_item"]),
         "crops": int(arrays["box_start"][-1]),
         "decoded": index["meta"]["decoded_frames"],
         "skipped": dict(skipped),
         "seconds": time.perf_counter() - t0,
+        "bytes": nbytes,
     }
 
 

@@ -20,10 +20,8 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-import fsspec
-
 from isr_lightning.data.mot import read_seqinfo
-from isr_lightning.storage import is_url
+from isr_lightning.storage import is_url, read_bytes
 
 __all__ = ["VIDEO_EXTENSIONS", "Clip", "discover_clips", "local_path", "read_manifest"]
 
@@ -173,12 +171,12 @@ def read_manifest(path: str, use_gt: bool = True) -> list[Clip]:
     Raises:
         FileNotFoundError: the manifest does not exist.
         ValueError: a row has no ``video`` or the manifest is malformed.
+        StorageError: a manifest on object storage could not be read (after retries).
     """
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if not fs.exists(fs_path):
-        raise FileNotFoundError(f"manifest not found: {path}")
-    with fsspec.open(path, "r") as f:
-        text = f.read()
+    try:
+        text = read_bytes(path).decode()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"manifest not found: {path}") from None
     base = posixpath.dirname(path) if is_url(path) else str(Path(path).resolve().parent)
     if path.lower().endswith(".csv"):
         records = list(csv.DictReader(io.StringIO(text)))
